@@ -1,0 +1,157 @@
+// dtrn-edge C++ API: load a .dtrn model once, make a Session per thread,
+// score requests (one user, N candidates) into N x K probabilities.
+//
+//   auto model = dtrn::Model::Load("m.dtrn");            // mmap + verify
+//   auto session = dtrn::Session::Create(*model, {});    // per thread
+//   dtrn::Scores scores;
+//   dtrn::Status st = (*session)->Score(request, &scores);
+//   std::vector<int> order = dtrn::Rank(scores, request.weights);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dtrn/status.h"
+
+namespace dtrn {
+
+namespace fb {
+struct Model;  // generated from schema/dtrn.fbs
+struct Linear;
+}  // namespace fb
+
+enum class FieldGroup { kUser = 0, kContext = 1, kItem = 2 };
+enum class FieldKind { kSparse = 0, kDense = 1 };
+
+struct FieldInfo {
+  std::string name;
+  FieldGroup group;
+  FieldKind kind;
+  int width = 0;          // dense only
+  int64_t vocab = 0;      // sparse only
+  bool hashed = false;    // sparse only
+};
+
+// One value of a field: a sparse id or a dense vector.
+struct FieldValue {
+  int64_t id = 0;
+  std::vector<float> dense;
+};
+
+// One request, mapped one to one from docs/request-format.md. Field values are
+// in the model's field order within each group (Model::fields() filtered by group).
+struct Request {
+  std::string id;
+  std::vector<FieldValue> user;
+  std::vector<FieldValue> context;
+  std::vector<std::vector<int64_t>> behaviors;      // model behaviour order, oldest first
+  std::vector<std::vector<FieldValue>> candidates;  // N x item fields
+  std::vector<std::vector<float>> labels;           // optional: N x K
+  std::vector<float> weights;                       // optional: K (empty = all 1)
+};
+
+// N x K row-major.
+struct Scores {
+  size_t num_candidates = 0;
+  size_t num_tasks = 0;
+  std::vector<float> probabilities;
+  std::vector<float> logits;
+  float prob(size_t i, size_t k) const { return probabilities[i * num_tasks + k]; }
+  float logit(size_t i, size_t k) const { return logits[i * num_tasks + k]; }
+};
+
+struct LoadOptions {
+  bool verify_checksum = true;
+};
+
+// Immutable after load; share one Model between all threads and sessions.
+class Model {
+ public:
+  // Memory-maps and verifies the file (identifier, version, FlatBuffers verifier,
+  // tensor bounds and shapes, checksum).
+  static Result<std::shared_ptr<const Model>> Load(const std::string& path, LoadOptions options = {});
+  // Same checks on bytes in memory (copied into an aligned buffer). For tests and fuzzing.
+  static Result<std::shared_ptr<const Model>> FromBuffer(const void* data, size_t size, LoadOptions options = {});
+
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::string& name() const;
+  int d() const;
+  int seq_len() const;
+  const std::vector<std::string>& tasks() const;
+  const std::vector<std::string>& behaviors() const;
+  const std::vector<FieldInfo>& fields() const;  // config order
+  // Indices into fields() of the given group, in config order.
+  const std::vector<int>& group_fields(FieldGroup group) const;
+  bool has_int8_layers() const;
+  size_t file_size() const;
+
+  // Internal representation, for the converter and tests.
+  const fb::Model* flatbuffer() const;
+  const uint8_t* segment() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Sees every linear layer's output during f32 scoring (the converter's calibration).
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  // layer: the Linear's name in the model; input rows x in_features; output rows x out_features
+  // (after bias and relu when the layer has one).
+  virtual void Observe(const std::string& layer, const float* input, size_t rows, size_t in_features,
+                       const float* output, size_t out_features) = 0;
+};
+
+struct SessionOptions {
+  int threads = 1;                          // intra-request threads (pthreadpool); 1 = caller's thread only
+  ActivationObserver* observer = nullptr;   // f32 layers only; slows scoring
+};
+
+// Per-thread scoring state: XNNPACK operators, scratch memory. Not thread-safe;
+// make one per thread. Reuses its memory across requests.
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> Create(std::shared_ptr<const Model> model, SessionOptions options = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Validates the request against the model and scores every candidate.
+  Status Score(const Request& request, Scores* out);
+
+  // The two stages, timeable on their own: Prepare runs everything that depends
+  // on the user only (embeddings, conditional transformer); ScoreCandidates the
+  // part batched over candidates. Score() = Prepare + ScoreCandidates.
+  Status Prepare(const Request& request);
+  Status ScoreCandidates(const Request& request, Scores* out);
+
+  const Model& model() const;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Candidate indices by fused score sum_k w_k * p_k (summed in task order), best first,
+// ties to the lower index. Empty weights = all 1. Errors on wrong count or non-finite weights.
+Result<std::vector<int>> Rank(const Scores& scores, const std::vector<float>& weights);
+Result<std::vector<int>> TopK(const Scores& scores, const std::vector<float>& weights, size_t k);
+
+// splitmix64 as in the model spec (hashed tables).
+uint64_t SplitMix64(uint64_t x);
+
+}  // namespace dtrn
