@@ -11,7 +11,11 @@ _C0, _C1, _C2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
 class IdError(ValueError):
-    """An id that is not a valid int64 or lies outside an un-hashed table."""
+    """An id outside an un-hashed table; `index` is its position for array look-ups."""
+
+    def __init__(self, msg, index=None, value=None):
+        super().__init__(msg)
+        self.index, self.value = index, value
 
 
 def splitmix64(x):
@@ -39,7 +43,7 @@ def id_to_row(x, vocab, hashed, what="id"):
     if hashed:
         return splitmix64(x) % vocab
     if not 0 <= x < vocab:
-        raise IdError(f"{what}: id {x} is outside [0, {vocab}) of an un-hashed table")
+        raise IdError(f"{what}: id {x} is outside [0, {vocab}) of an un-hashed table", value=x)
     return x
 
 
@@ -51,5 +55,5 @@ def ids_to_rows(ids, vocab, hashed, what="ids"):
     bad = np.nonzero((a < 0) | (a >= vocab))[0]
     if bad.size:
         i = int(bad[0])
-        raise IdError(f"{what}[{i}]: id {int(a[i])} is outside [0, {vocab}) of an un-hashed table")
+        raise IdError(f"{what}[{i}]: id {int(a[i])} is outside [0, {vocab}) of an un-hashed table", i, int(a[i]))
     return a.copy()
