@@ -19,6 +19,7 @@ target becomes one request, in time order:
 Fields the loader fills: user.user_id (raw id), context.hour (hour of day, UTC+8 as Taobao's
 logs are Beijing time), item.item_id and item.category (raw ids). Other fields are an error.
 """
+import bisect
 import os
 import re
 from collections import defaultdict
@@ -144,6 +145,8 @@ def build_requests(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="f
     _check_config(cfg, ev)
     if len(ev) == 0:
         raise LogError(f"{ev.source}: no events after applying the behavior map")
+    if negatives < 0:
+        raise LogError(f"negatives must be >= 0, got {negatives}")
     rng = np.random.default_rng([seed, 0x10C5])
     L = cfg["L"]
     kind_of = {n: i for i, n in enumerate(ev.names)}
@@ -155,16 +158,19 @@ def build_requests(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="f
 
     # Events by (user, kind), time-ordered (file order breaks ties): sequences are slices.
     order = np.lexsort((ev.line, ev.ts, ev.kind, ev.user))
-    u_s, k_s, t_s, i_s = ev.user[order], ev.kind[order], ev.ts[order], ev.item[order]
-    key_change = np.ones(len(order), dtype=bool)
-    key_change[1:] = (u_s[1:] != u_s[:-1]) | (k_s[1:] != k_s[:-1])
-    starts = np.flatnonzero(key_change)
-    ends = np.append(starts[1:], len(order))
-    slices = {(int(u_s[a]), int(k_s[a])): (a, b) for a, b in zip(starts, ends)}
-    # Last time each user did each kind with each item: label = last time >= target time.
-    last = {}
-    for u, it, k, t in zip(u_s.tolist(), i_s.tolist(), k_s.tolist(), t_s.tolist()):
-        last[(u, it, k)] = t  # time-sorted within (user, kind), so the final write is the latest
+    u_s, k_s, t_s, i_s = (a[order].tolist() for a in (ev.user, ev.kind, ev.ts, ev.item))
+    slices = {}
+    for pos, key in enumerate(zip(u_s, k_s)):
+        a = slices.get(key)
+        slices[key] = (pos, pos + 1) if a is None else (a[0], pos + 1)
+    # Per user: item -> last time of each task kind; label = that time >= the target's time.
+    K = len(task_kind)
+    task_pos = {k: j for j, k in enumerate(task_kind)}
+    last = defaultdict(dict)
+    for u, it, k, t in zip(u_s, i_s, k_s, t_s):
+        if k in task_pos:
+            row = last[u].setdefault(it, [None] * K)
+            row[task_pos[k]] = t  # time-sorted within (user, kind): the final write is the latest
 
     tgt = _targets(ev, task_kind, target)
     n = len(tgt)
@@ -175,39 +181,46 @@ def build_requests(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="f
         j = int(np.searchsorted(ts_t, ts_t[j - 1], side="right")) if 0 < j < n else j  # keep a second whole
         cut.append(max(cut[-1], j))
     cut.append(n)
+    split_of = np.searchsorted(np.asarray(cut[1:]), np.arange(n), side="right").tolist()
 
     pool = ev.item
-    neg = pool[rng.integers(len(pool), size=(n, max(0, negatives)))]
-    perm = rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1)
+    neg = pool[rng.integers(len(pool), size=(n, negatives))]
+    tgt_items = ev.item[tgt]
+    for _ in range(100):  # a negative is never the target item itself
+        bad = neg == tgt_items[:, None]
+        if not bad.any():
+            break
+        neg[bad] = pool[rng.integers(len(pool), size=int(bad.sum()))]
+    cand = np.concatenate([tgt_items[:, None], neg], axis=1)
+    cand = np.take_along_axis(cand, rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1), axis=1)
+
+    has = {g: [f["name"] for f in C.fields(cfg, g)] for g in ("user", "context", "item")}
+    with_cat = "category" in has["item"]
+    no_labels = [0] * K
     out = {"train": [], "validation": [], "test": []}
     split_names = list(out)
-    for j, e in enumerate(tgt.tolist()):
-        u, t, target = int(ev.user[e]), int(ev.ts[e]), int(ev.item[e])
-        negs = neg[j]
-        for _ in range(100):  # a negative is never the target item itself
-            bad = negs == target
-            if not bad.any():
-                break
-            negs = np.where(bad, pool[rng.integers(len(pool), size=len(negs))], negs)
-        items = np.concatenate([[target], negs])[perm[j]].tolist()
+    for j, (e, items) in enumerate(zip(tgt.tolist(), cand.tolist())):
+        u, t = int(ev.user[e]), int(ev.ts[e])
         behaviors = {}
         for b, k in zip(cfg["behaviors"], beh_kind):
             a, z = slices.get((u, k), (0, 0))
-            stop = a + int(np.searchsorted(t_s[a:z], t, side="left"))  # strictly earlier seconds only
-            behaviors[b] = i_s[max(a, stop - L):stop].tolist()
-        labels = [[int(last.get((u, it, k), t - 1) >= t) for k in task_kind] for it in items]
+            stop = bisect.bisect_left(t_s, t, a, z)  # strictly earlier seconds only
+            behaviors[b] = i_s[max(a, stop - L):stop]
+        mine = last.get(u, {})
+        labels = []
+        for it in items:
+            row = mine.get(it)
+            labels.append(no_labels.copy() if row is None else [int(x is not None and x >= t) for x in row])
+        vals = {"user_id": u, "hour": (t // 3600 + 8) % 24}
         req = {"id": f"{u}-{t}-{int(ev.line[e])}",
-               "user": _group_vals(cfg, "user", {"user_id": u}),
-               "context": _group_vals(cfg, "context", {"hour": (t // 3600 + 8) % 24}),
+               "user": {f: vals[f] for f in has["user"]},
+               "context": {f: vals[f] for f in has["context"]},
                "behaviors": behaviors,
-               "candidates": [_group_vals(cfg, "item", {"item_id": it, "category": first_cat[it]}) for it in items],
+               "candidates": [{"item_id": it, "category": first_cat[it]} if with_cat else {"item_id": it}
+                              for it in items],
                "labels": labels}
-        out[split_names[int(np.searchsorted(cut[1:], j, side="right"))]].append(req)
+        out[split_names[split_of[j]]].append(req)
     return out
-
-
-def _group_vals(cfg, group, vals):
-    return {f["name"]: vals[f["name"]] for f in cfg["fields"] if f["group"] == group}
 
 
 def load(path, cfg, behavior_map=DEFAULT_BEHAVIOR_MAP, negatives=9, seed=0, fractions=(0.8, 0.1), target="first"):

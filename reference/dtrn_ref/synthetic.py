@@ -3,8 +3,9 @@
 The planted world (fixed by `world_seed`, so requests drawn with different seeds share it):
 - items: a style vector s_i (clustered by category), quality q_i, price p_i (dearer when better)
   and "bait" b_i (flashy, anti-correlated with quality);
-- users: a click taste a_u, a deep (cart/purchase) taste c_u only partly aligned with a_u, and a
-  price sensitivity ps_u.
+- users: a click taste a_u and a deep (cart/purchase) taste c_u only partly aligned with a_u, each
+  a set of INTERESTS vectors (multi-modal interests: affinity <a_u, s_i> below is the log-mean-exp
+  over them, so the interest that matches an item dominates), and a price sensitivity ps_u.
 Every (user, item) pair has an engagement depth E on a funnel [0, 1] (0 = click, 1 = purchase):
     P(E >= 0) = sigmoid(c0 + <a_u, s_i> + BAIT * b_i + hour effect)          -- click
     P(E >= t) = P(E >= 0) * exp(-t * lam),  lam = softplus(l0 - deep_ui)      -- deeper steps
@@ -26,6 +27,7 @@ import numpy as np
 from . import config as C
 
 D = 8                # latent style dimensions
+INTERESTS = 3        # a user's click (and deep) taste is a mix of this many interests
 BAIT, QUALITY = 0.8, 1.0
 CLICK_BIAS, DEEP_BIAS = -3.0, 2.5
 HASH_MULT = 2654435761  # spreads indices over int64 for hashed tables (ids need not be small)
@@ -50,7 +52,7 @@ def _ids(idx, vocab, hashed):
 class World:
     """The latent users and items; sizes are capped so un-hashed ids stay inside their tables."""
 
-    def __init__(self, cfg, seed=0, n_items=2000, n_users=3000):
+    def __init__(self, cfg, seed=0, n_items=1000, n_users=3000):
         rng = np.random.default_rng([seed, 0x5EED])
         item = C.fields(cfg, "item")[0]
         self.item_vocab, self.item_hashed = item["vocab"], item["hashed"]
@@ -64,19 +66,24 @@ class World:
         self.bait = -0.7 * self.quality + 0.7 * rng.normal(size=self.n_items)
         self.n_users = n_users
         sa = 1.5 / np.sqrt(D * 1.36)  # <a, s> has std ~1.5 (s has variance 1 + 0.36)
-        self.click_taste = sa * rng.normal(size=(n_users, D))
+        shape = (n_users, INTERESTS, D)
+        self.click_taste = sa * rng.normal(size=shape)
         rho = 0.3  # deep taste only partly follows click taste
-        self.deep_taste = rho * self.click_taste + np.sqrt(1 - rho**2) * sa * rng.normal(size=(n_users, D))
+        self.deep_taste = rho * self.click_taste + np.sqrt(1 - rho**2) * sa * rng.normal(size=shape)
         self.price_sens = rng.normal(0.8, 0.6, size=n_users)
         self.hour_phase = rng.uniform(0, 2 * np.pi)
         # Observable features are noisy views of the latents (fixed per world).
         self.user_latent = np.concatenate(
-            [self.click_taste / sa, self.deep_taste / sa, self.price_sens[:, None]], axis=1)
+            [self.click_taste.mean(1) / sa, self.deep_taste.mean(1) / sa, self.price_sens[:, None]], axis=1)
         self.item_latent = np.concatenate(
             [self.price[:, None], self.quality[:, None] + 0.5 * rng.normal(size=(self.n_items, 1)),
              self.bait[:, None] + 0.5 * rng.normal(size=(self.n_items, 1)), self.style], axis=1)
         self._feature_rng = np.random.default_rng([seed, 0xFEA7])
         self._proj = {}
+
+    def item_ids(self):
+        """The id every world item carries in requests (index = world item index)."""
+        return _ids(np.arange(self.n_items), self.item_vocab, self.item_hashed)
 
     def projection(self, key, n_in, n_out, identity_first=0):
         """A fixed random projection per (field, group); the first columns may be the latents."""
@@ -93,15 +100,21 @@ class World:
         if items is None:  # float32: this is the generator's hot spot
             s, q, p, b = (x.astype(np.float32) for x in (self.style, self.quality, self.price, self.bait))
             a, c = self.click_taste[users].astype(np.float32), self.deep_taste[users].astype(np.float32)
-            click, deep = a @ s.T, c @ s.T
+            click, deep = _soft_max(a @ s.T), _soft_max(c @ s.T)
             hours = hours.astype(np.float32)
         else:
             s, q, p, b = self.style[items], self.quality[items], self.price[items], self.bait[items]
-            click = np.einsum("rd,rmd->rm", self.click_taste[users], s)
-            deep = np.einsum("rd,rmd->rm", self.deep_taste[users], s)
+            click = _soft_max(np.einsum("rjd,rmd->rjm", self.click_taste[users], s))
+            deep = _soft_max(np.einsum("rjd,rmd->rjm", self.deep_taste[users], s))
         click += BAIT * b + CLICK_BIAS + 0.4 * np.sin(2 * np.pi * hours / 24 + self.hour_phase)[:, None].astype(click.dtype)
         deep += QUALITY * q - self.price_sens[users][:, None].astype(deep.dtype) * p
         return _log_sigmoid(click), -_log_sigmoid(deep - DEEP_BIAS)  # softplus(x) = -log_sigmoid(-x)
+
+
+def _soft_max(x):
+    """[R, INTERESTS, M] affinities -> [R, M]: log-mean-exp over a user's interests (the best one dominates)."""
+    m = x.max(1)
+    return m + np.log(np.exp(x - m[:, None]).mean(1))
 
 
 def _log_sigmoid(x):
@@ -186,7 +199,7 @@ def generate(cfg, n_requests, seed, n_candidates=20, world_seed=0):
     item_vals = _fill(world, cfg, "item", flat, world.item_latent, rng,
                       {"item_id": flat, "category": world.cat[flat]})
     item_vals = {k: v.reshape((R, N) + v.shape[1:]) for k, v in item_vals.items()}
-    item_ids = _ids(np.arange(world.n_items), world.item_vocab, world.item_hashed)
+    item_ids = world.item_ids()
 
     out = []
     for i in range(R):

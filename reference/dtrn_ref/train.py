@@ -52,9 +52,11 @@ def parse_args(argv):
                    help="candidates per request (synthetic default 20; log: target + 9 negatives)")
     p.add_argument("--behavior-map", default=None, help="log: raw type -> name, e.g. pv=click,cart=cart,buy=purchase,fav=")
     p.add_argument("--target", default="first", help="log: 'first' (first touch of an item) or 'task0' (each click)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads per process (default 1: the ops are small, more threads mostly spin)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    for k in ("epochs", "batch_size", "train_requests", "eval_requests", "candidates"):
+    for k in ("epochs", "batch_size", "train_requests", "eval_requests", "candidates", "threads"):
         v = getattr(a, k)
         if v is not None and v < 1:
             p.error(f"--{k.replace('_', '-')} must be at least 1")
@@ -219,6 +221,7 @@ def main(argv=None):
 
 def _train(args, device, rank, world):
     lead = rank == 0
+    torch.set_num_threads(args.threads)
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if lead else (lambda *a: None)
     cfg = load_config(args.config)
     torch.manual_seed(args.seed)
@@ -241,6 +244,9 @@ def _train(args, device, rank, world):
     for epoch in range(1, args.epochs + 1):
         net.train()
         mine = batches(len(data["train"]), args.batch_size, args.seed, epoch, rank, world)
+        if not mine:
+            raise TrainError(f"{len(data['train'])} training requests make fewer batches of {args.batch_size} "
+                             f"than the {world} processes")
         bar = Progress(len(mine), f"epoch {epoch}/{args.epochs}", lead and not args.no_progress)
         total, steps = 0.0, 0
         for idx in mine:

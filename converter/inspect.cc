@@ -1,0 +1,213 @@
+#include "inspect.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <vector>
+
+#include <xxhash.h>
+
+#include "dtrn/dtrn_generated.h"
+#include "dtrn/runtime.h"
+#include "dtrn_writer.h"
+
+namespace dtrn::convert {
+namespace {
+
+namespace f = dtrn::fb;
+
+std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string Fmt(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string("(none)"); }
+
+template <class V>
+std::string List(const V* v) {
+  std::string out = "[";
+  if (v) {
+    for (flatbuffers::uoffset_t i = 0; i < v->size(); ++i) out += (i ? ", " : "") + std::to_string(v->Get(i));
+  }
+  return out + "]";
+}
+
+std::string Names(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
+  std::string out = "[";
+  if (v) {
+    for (flatbuffers::uoffset_t i = 0; i < v->size(); ++i) out += (i ? ", " : "") + v->Get(i)->str();
+  }
+  return out + "]";
+}
+
+const char* TypeName(f::DType t) {
+  const char* n = f::EnumNameDType(t);
+  return n && *n ? n : "?";
+}
+
+std::string Human(uint64_t bytes) {
+  if (bytes >= (1u << 20)) return Fmt("%.2f MiB", bytes / 1048576.0);
+  if (bytes >= 1024) return Fmt("%.1f KiB", bytes / 1024.0);
+  return Fmt("%" PRIu64 " B", bytes);
+}
+
+void PrintLinear(std::ostream& out, const f::Linear* l) {
+  if (!l) return;
+  out << Fmt("  %-28s %5d -> %-5d %-4s %-4s", Str(l->name()).c_str(), l->in_features(), l->out_features(),
+             l->relu() ? "relu" : "", f::EnumNamePrecision(l->precision()));
+  if (l->precision() == f::Precision::INT8) {
+    out << Fmt("  in (scale %.6g, zp %d) out (scale %.6g, zp %d)", l->input_scale(), l->input_zero_point(),
+               l->output_scale(), l->output_zero_point());
+  }
+  out << "\n";
+}
+
+}  // namespace
+
+Status InspectDtrn(const uint8_t* data, size_t size, std::ostream& out) {
+  out << "file size: " << size << " bytes (" << Human(size) << ")\n";
+  if (size < 4) return DataLoss("file is " + std::to_string(size) + " bytes: too short for a .dtrn model");
+  uint32_t s;
+  std::memcpy(&s, data, 4);
+  if (uint64_t{s} + 4 > size) return DataLoss("FlatBuffer size " + std::to_string(s) + " exceeds the file (truncated?)");
+  if (!f::SizePrefixedModelBufferHasIdentifier(data)) return DataLoss("file identifier is not \"DTRN\"");
+  flatbuffers::Verifier verifier(data, uint64_t{s} + 4);
+  if (!f::VerifySizePrefixedModelBuffer(verifier)) return DataLoss("the FlatBuffer fails verification (corrupted)");
+  const f::Model* m = f::GetSizePrefixedModel(data);
+  out << "format_version: " << m->format_version() << "\nproducer: " << Str(m->producer()) << "\n";
+  if (m->format_version() != kFormatVersion) {
+    return Unimplemented("format_version " + std::to_string(m->format_version()) + " is not known (this tool reads " +
+                         std::to_string(kFormatVersion) + ")");
+  }
+  const uint64_t seg = (uint64_t{s} + 4 + 63) / 64 * 64, z = m->segment_size();
+  out << "\n== config\n";
+  out << "name: " << Str(m->name()) << "\nd: " << m->d() << "  L: " << m->seq_len() << "  blocks: " << m->blocks()
+      << "  heads: " << m->heads() << "  d_ff: " << m->d_ff() << "  trm_hidden: " << m->trm_hidden() << "\n";
+  out << "tasks: " << Names(m->tasks()) << "\nbehaviors: " << Names(m->behaviors()) << "\n";
+  out << "pooling: " << f::EnumNamePooling(m->pooling()) << "  mtl: " << f::EnumNameMtl(m->mtl())
+      << "  experts: shared " << m->experts_shared() << ", per_task " << m->experts_per_task() << ", hidden "
+      << List(m->expert_hidden()) << "  towers: " << List(m->tower_hidden()) << "\n";
+  out << "tables:\n";
+  if (m->tables()) {
+    for (flatbuffers::uoffset_t i = 0; i < m->tables()->size(); ++i) {
+      const f::EmbeddingTable* t = m->tables()->Get(i);
+      out << Fmt("  [%u] %-16s vocab %-9" PRId64 " %-7s tensor #%d%s\n", i, Str(t->name()).c_str(), t->vocab(),
+                 t->hashed() ? "hashed" : "", t->weight(), static_cast<int>(i) == m->item_table() ? "  (item table)" : "");
+    }
+  }
+  out << "fields:\n";
+  if (m->fields()) {
+    for (const f::Field* fl : *m->fields()) {
+      if (fl->kind() == f::FieldKind::Sparse) {
+        out << Fmt("  %-16s %-8s sparse  table %d\n", Str(fl->name()).c_str(), f::EnumNameGroup(fl->group()), fl->table());
+      } else {
+        out << Fmt("  %-16s %-8s dense   width %d\n", Str(fl->name()).c_str(), f::EnumNameGroup(fl->group()), fl->width());
+      }
+    }
+  }
+  out << "\n== layers (name, in -> out, relu, precision)\n";
+  if (m->fields()) {
+    for (const f::Field* fl : *m->fields()) PrintLinear(out, fl->projection());
+  }
+  if (m->tim_blocks()) {
+    for (const f::Block* b : *m->tim_blocks()) {
+      for (const f::Linear* l : {b->attn_in(), b->attn_out(), b->ffn1(), b->ffn2()}) PrintLinear(out, l);
+    }
+  }
+  PrintLinear(out, m->query());
+  if (m->trm()) {
+    for (const f::Trm* t : *m->trm()) {
+      PrintLinear(out, t->fc1());
+      PrintLinear(out, t->fc2());
+    }
+  }
+  for (auto* mlps : {m->experts(), m->towers()}) {
+    if (!mlps) continue;
+    for (const f::Mlp* mlp : *mlps) {
+      if (!mlp->layers()) continue;
+      for (const f::Linear* l : *mlp->layers()) PrintLinear(out, l);
+    }
+    if (mlps == m->experts() && m->gates()) {
+      for (const f::Linear* g : *m->gates()) PrintLinear(out, g);
+    }
+  }
+  out << "\n== tensors (#, name, type, shape, bytes, quantization)\n";
+  std::map<std::string, std::pair<int, uint64_t>> by_type;
+  uint64_t total = 0;
+  Status bounds;
+  if (m->tensors()) {
+    for (flatbuffers::uoffset_t i = 0; i < m->tensors()->size(); ++i) {
+      const f::Tensor* t = m->tensors()->Get(i);
+      std::string q = "-";
+      if (const f::Quantization* qq = t->quantization()) {
+        const auto* sc = qq->scale();
+        const size_t ns = sc ? sc->size() : 0;
+        float lo = 0, hi = 0;
+        for (size_t j = 0; j < ns; ++j) {
+          lo = j ? std::min(lo, sc->Get(j)) : sc->Get(j);
+          hi = j ? std::max(hi, sc->Get(j)) : sc->Get(j);
+        }
+        q = ns == 1 ? Fmt("per-tensor scale %.4g", lo)
+                    : Fmt("%zu scales (dim %d) in [%.3g, %.3g]", ns, qq->quantized_dimension(), lo, hi);
+        if (qq->zero_point() && qq->zero_point()->size()) q += Fmt(", %u zero points", qq->zero_point()->size());
+      }
+      out << Fmt("  %3u %-36s %-5s %-16s %10" PRIu64 "  %s\n", i, Str(t->name()).c_str(), TypeName(t->type()),
+                 List(t->shape()).c_str(), t->size(), q.c_str());
+      auto& bt = by_type[TypeName(t->type())];
+      bt.first++;
+      bt.second += t->size();
+      total += t->size();
+      if (bounds.ok() && (t->offset() % 64 != 0 || t->offset() > z || t->size() > z - t->offset())) {
+        bounds = DataLoss("tensor #" + std::to_string(i) + " '" + Str(t->name()) + "' lies outside the constant segment or is misaligned");
+      }
+    }
+  }
+  out << "\n== totals\n";
+  for (const auto& [type, cb] : by_type) out << Fmt("  %-5s %4d tensors %12" PRIu64 " bytes\n", type.c_str(), cb.first, cb.second);
+  out << Fmt("  all   %4u tensors %12" PRIu64 " bytes (%s); segment %" PRIu64 " bytes at offset %" PRIu64 "; FlatBuffer %u bytes\n",
+             m->tensors() ? m->tensors()->size() : 0u, total, Human(total).c_str(), z, seg, s);
+  if (m->decisions() && m->decisions()->size()) {
+    out << "\n== int8 decisions (measured by the converter)\n";
+    for (const f::LayerDecision* dcs : *m->decisions()) {
+      out << Fmt("  %-28s %-4s ", Str(dcs->layer()).c_str(), f::EnumNamePrecision(dcs->precision())) << Str(dcs->reason()) << "\n";
+    }
+  }
+  out << "\n";
+  if (seg > size || z > size - seg) {
+    out << "checksum: NOT CHECKED (segment beyond end of file)\n";
+    return DataLoss("constant segment [" + std::to_string(seg) + ", +" + std::to_string(z) + ") exceeds the file (" +
+                    std::to_string(size) + " bytes; truncated?)");
+  }
+  const uint64_t sum = XXH3_64bits(data + seg, z);
+  const bool ok = sum == m->segment_checksum();
+  out << Fmt("checksum: %s (XXH3-64 %016" PRIx64 ", stored %016" PRIx64 ")\n", ok ? "ok" : "MISMATCH", sum,
+             m->segment_checksum());
+  if (!ok) return DataLoss("constant segment checksum mismatch (corrupted file)");
+  DTRN_RETURN_IF_ERROR(bounds);
+  auto loaded = Model::FromBuffer(data, size);
+  out << "runtime load: " << (loaded.ok() ? std::string("ok") : loaded.status().ToString()) << "\n";
+  if (!loaded.ok()) return loaded.status();
+  return Status::Ok();
+}
+
+Status InspectDtrnFile(const std::string& path, std::ostream& out) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return NotFound("cannot open '" + path + "'");
+  const std::streamoff len = in.tellg();
+  std::vector<uint8_t> bytes(len > 0 ? static_cast<size_t>(len) : 0);
+  in.seekg(0);
+  if (len > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), len)) return IoError("cannot read '" + path + "'");
+  out << "model: " << path << "\n";
+  return InspectDtrn(bytes.data(), bytes.size(), out);
+}
+
+}  // namespace dtrn::convert

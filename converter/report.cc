@@ -1,0 +1,127 @@
+#include "report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "metrics.h"
+
+namespace dtrn::convert {
+
+double CompareMetrics::max_auc_delta() const {
+  double m = 0;
+  for (size_t k = 0; k < auc_ref.size(); ++k) {
+    if (std::isfinite(auc_ref[k]) && std::isfinite(auc_test[k])) m = std::max(m, std::fabs(auc_ref[k] - auc_test[k]));
+  }
+  return m;
+}
+
+bool CompareMetrics::Meets(const Targets& t, double margin) const {
+  return max_auc_delta() <= t.auc_delta * margin && mean_abs_dp <= t.mean_abs_dp * margin &&
+         (tau_requests == 0 || mean_tau >= 1.0 - (1.0 - t.kendall_tau) * margin);
+}
+
+CompareMetrics Compare(const std::vector<Request>& requests, const std::vector<Scores>& ref,
+                       const std::vector<Scores>& test) {
+  CompareMetrics m;
+  m.requests = requests.size();
+  const size_t K = ref.empty() ? 0 : ref[0].num_tasks;
+  std::vector<std::vector<float>> pr(K), pt(K), lab(K);
+  bool labels = true;
+  double sum_dp = 0, sum_tau = 0;
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const Scores& a = ref[r];
+    const Scores& b = test[r];
+    const std::vector<float>& w = requests[r].weights;
+    std::vector<float> fa(a.num_candidates, 0.f), fb(a.num_candidates, 0.f);
+    labels = labels && requests[r].labels.size() == a.num_candidates;
+    for (size_t i = 0; i < a.num_candidates; ++i) {
+      for (size_t k = 0; k < K; ++k) {
+        const float wk = w.empty() ? 1.f : w[k];
+        const double dp = std::fabs(static_cast<double>(a.prob(i, k)) - b.prob(i, k));
+        sum_dp += dp;
+        m.max_abs_dp = std::max(m.max_abs_dp, dp);
+        fa[i] += wk * a.prob(i, k);  // summed in task order, as Rank does
+        fb[i] += wk * b.prob(i, k);
+        pr[k].push_back(a.prob(i, k));
+        pt[k].push_back(b.prob(i, k));
+        if (labels) lab[k].push_back(requests[r].labels[i][k]);
+      }
+    }
+    m.candidates += a.num_candidates;
+    const double tau = io::KendallTau(fa, fb);
+    if (std::isfinite(tau)) {
+      sum_tau += tau;
+      ++m.tau_requests;
+    }
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (size_t k = 0; k < K; ++k) {
+    m.auc_ref.push_back(labels ? io::Auc(pr[k], lab[k]) : nan);
+    m.auc_test.push_back(labels ? io::Auc(pt[k], lab[k]) : nan);
+  }
+  m.mean_abs_dp = m.candidates && K ? sum_dp / (m.candidates * K) : 0;
+  m.mean_tau = m.tau_requests ? sum_tau / m.tau_requests : std::numeric_limits<double>::quiet_NaN();
+  return m;
+}
+
+std::string FormatReport(const CompareMetrics& m, const std::vector<std::string>& tasks, const Targets& t) {
+  std::string out;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "int8 vs f32 on %zu requests, %zu candidates\n", m.requests, m.candidates);
+  out += buf;
+  std::snprintf(buf, sizeof buf, "  %-14s %10s %10s %10s  %s\n", "task", "AUC f32", "AUC int8", "|delta|", "target");
+  out += buf;
+  for (size_t k = 0; k < tasks.size() && k < m.auc_ref.size(); ++k) {
+    if (std::isfinite(m.auc_ref[k]) && std::isfinite(m.auc_test[k])) {
+      const double d = std::fabs(m.auc_ref[k] - m.auc_test[k]);
+      std::snprintf(buf, sizeof buf, "  %-14s %10.5f %10.5f %10.5f  <= %.3f %s\n", tasks[k].c_str(), m.auc_ref[k],
+                    m.auc_test[k], d, t.auc_delta, d <= t.auc_delta ? "ok" : "MISSED");
+    } else {
+      std::snprintf(buf, sizeof buf, "  %-14s %10s %10s %10s  (no labels or one class)\n", tasks[k].c_str(), "-", "-", "-");
+    }
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf, "  mean |dp|      %10.6f                        <= %.3f %s\n", m.mean_abs_dp,
+                t.mean_abs_dp, m.mean_abs_dp <= t.mean_abs_dp ? "ok" : "MISSED");
+  out += buf;
+  std::snprintf(buf, sizeof buf, "  max |dp|       %10.6f\n", m.max_abs_dp);
+  out += buf;
+  if (m.tau_requests) {
+    std::snprintf(buf, sizeof buf, "  Kendall tau    %10.5f (mean of %zu requests)  >= %.2f %s\n", m.mean_tau,
+                  m.tau_requests, t.kendall_tau, m.mean_tau >= t.kendall_tau ? "ok" : "MISSED");
+  } else {
+    std::snprintf(buf, sizeof buf, "  Kendall tau    undefined (every request has < 2 candidates or constant scores)\n");
+  }
+  out += buf;
+  return out;
+}
+
+std::string ReportJson(const CompareMetrics& m, const std::vector<std::string>& tasks, const Targets& t,
+                       const std::string& extra_json) {
+  using json = nlohmann::json;
+  auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  json j = json::parse(extra_json.empty() ? "{}" : extra_json, nullptr, false);
+  if (!j.is_object()) j = json::object();
+  json per_task = json::array();
+  for (size_t k = 0; k < tasks.size() && k < m.auc_ref.size(); ++k) {
+    per_task.push_back({{"task", tasks[k]},
+                        {"auc_f32", num(m.auc_ref[k])},
+                        {"auc_int8", num(m.auc_test[k])},
+                        {"auc_delta", num(std::fabs(m.auc_ref[k] - m.auc_test[k]))}});
+  }
+  j["comparison"] = {{"requests", m.requests},
+                     {"candidates", m.candidates},
+                     {"tasks", per_task},
+                     {"mean_abs_dp", m.mean_abs_dp},
+                     {"max_abs_dp", m.max_abs_dp},
+                     {"mean_kendall_tau", num(m.mean_tau)},
+                     {"tau_requests", m.tau_requests}};
+  j["targets"] = {{"auc_delta", t.auc_delta}, {"mean_abs_dp", t.mean_abs_dp}, {"kendall_tau", t.kendall_tau}};
+  j["meets_targets"] = m.Meets(t);
+  return j.dump(2) + "\n";
+}
+
+}  // namespace dtrn::convert

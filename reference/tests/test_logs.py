@@ -1,0 +1,173 @@
+import os
+
+import numpy as np
+import pytest
+
+from dtrn_ref import logs
+from dtrn_ref.config import load_config
+from dtrn_ref.requests_io import collate
+
+HERE = os.path.dirname(__file__)
+DATA = "/work/shared/data/taobao-userbehavior"
+TAOBAO = os.path.join(HERE, "..", "configs", "taobao.json")
+
+# user, item, category, type, time: user 1 views items 10, 11, carts 10, buys 10; user 2 clicks twice.
+TINY = """1,10,100,pv,1000
+1,11,101,pv,1010
+2,20,200,pv,1010
+1,10,100,cart,1020
+1,12,100,fav,1025
+1,13,101,pv,1030
+2,21,200,pv,1040
+1,10,100,buy,1040
+1,14,101,pv,1040
+2,20,200,buy,1050
+1,11,101,pv,1060
+"""
+
+
+def write(tmp_path, text, name="log.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def small_cfg(L=3):
+    cfg = load_config(TAOBAO)
+    cfg["L"] = L
+    return load_config(cfg)
+
+
+def brute(rows, user, t, beh, L):
+    """Items of the user's events of type `beh` strictly before second t, oldest first, last L."""
+    ev = sorted((r for r in rows if r[0] == user and r[3] == beh and r[4] < t), key=lambda r: (r[4], r[5]))
+    return [r[1] for r in ev][-L:] if ev else []
+
+
+def rows_of(text, bmap):
+    out = []
+    for n, line in enumerate(text.strip().splitlines(), 1):
+        u, i, c, b, t = line.split(",")
+        if bmap[b]:
+            out.append((int(u), int(i), int(c), bmap[b], int(t), n))
+    return out
+
+
+def check_requests(rows, splits, cfg, negatives):
+    """Every request: sequences = earlier events only; labels = later events; splits in time order."""
+    last_end = -1
+    for split in ("train", "validation", "test"):
+        times = []
+        for r in splits[split]:
+            user, t, line = (int(x) for x in r["id"].split("-"))
+            times.append(t)
+            assert r["user"]["user_id"] == user and r["context"]["hour"] == (t // 3600 + 8) % 24
+            target = [x for x in rows if x[5] == line][0]
+            assert target[0] == user and target[4] == t
+            for b in cfg["behaviors"]:
+                assert r["behaviors"][b] == brute(rows, user, t, b, cfg["L"]), (r["id"], b)
+            items = [c["item_id"] for c in r["candidates"]]
+            assert len(items) == negatives + 1 and target[1] in items
+            for c, lab in zip(r["candidates"], r["labels"]):
+                for k, task in enumerate(cfg["tasks"]):
+                    want = any(x[0] == user and x[1] == c["item_id"] and x[3] == task and x[4] >= t for x in rows)
+                    assert lab[k] == int(want), (r["id"], c, task)
+        if times:
+            assert times == sorted(times)
+            assert min(times) > last_end, f"{split} starts before the previous split ends"
+            last_end = max(times)
+
+
+def test_tiny_log_sequences_labels_and_splits(tmp_path):
+    path = write(tmp_path, TINY)
+    bmap = logs.parse_behavior_map(logs.DEFAULT_BEHAVIOR_MAP)
+    rows = rows_of(TINY, bmap)
+    cfg = small_cfg(L=2)
+    for target in logs.TARGETS:
+        splits = logs.load(path, cfg, negatives=2, seed=1, fractions=(0.5, 0.25), target=target)
+        check_requests(rows, splits, cfg, negatives=2)
+        n = sum(len(v) for v in splits.values())
+        # first touch: one target per (user, item); task0: every click
+        assert n == (6 if target == "first" else 7)
+        collate(splits["train"], cfg)  # the requests are valid for the config
+    # user 1's click on item 10 at t=1000 later became a cart and a purchase
+    first = logs.load(path, cfg, negatives=2, seed=1, target="first")
+    r = [x for s in first.values() for x in s if x["id"] == "1-1000-1"][0]
+    k = [c["item_id"] for c in r["candidates"]].index(10)
+    assert r["labels"][k] == [1, 1, 1]
+    # item 14 at t=1040 sees the cart and purchase of item 10 (earlier) but not the purchase in the same second
+    r = [x for s in first.values() for x in s if x["id"] == "1-1040-9"][0]
+    assert r["behaviors"] == {"click": [11, 13], "cart": [10], "purchase": []}
+
+
+def test_same_second_is_not_history(tmp_path):
+    path = write(tmp_path, "5,1,1,pv,100\n5,2,1,pv,100\n5,3,1,pv,101\n")
+    out = logs.load(path, small_cfg(), negatives=1, fractions=(1.0, 0.0))
+    by_id = {r["id"]: r for r in out["train"]}
+    assert by_id["5-100-1"]["behaviors"]["click"] == [] and by_id["5-100-2"]["behaviors"]["click"] == []
+    assert by_id["5-101-3"]["behaviors"]["click"] == [1, 2]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("1,2,3,pv,4\n1,2,3,pv\n", "line 2: expected 5 comma-separated columns"),
+    ("1,2,3,pv,4\n1,x,3,pv,5\n", "line 2: item_id 'x' is not an integer"),
+    ("1,2,3,pv,4.5\n", "line 1: timestamp '4.5' is not an integer"),
+    ("1,2,3,pv,4\n\n", "line 2: expected 5"),
+    ("1,2,3,pv,4\n1,2,3,like,5\n", "line 2: behavior type 'like' is not in the behavior map"),
+    ("99999999999999999999,2,3,pv,4\n", "line 1: user_id 99999999999999999999 does not fit in int64"),
+])
+def test_malformed_rows_name_the_line(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(logs.LogError, match=needle):
+        logs.read_log(path)
+
+
+def test_ignored_types_are_still_checked_and_dropped(tmp_path):
+    ev = logs.read_log(write(tmp_path, TINY))
+    assert len(ev) == 10 and ev.names == ["cart", "click", "purchase"]  # the fav row is gone
+    with pytest.raises(logs.LogError, match="line 1: category_id"):
+        logs.read_log(write(tmp_path, "1,2,c,fav,4\n", "b.csv"))
+
+
+@pytest.mark.parametrize("bmap,needle", [
+    ("pv=click,cart", "'cart' is not TYPE=NAME"),
+    ("pv=click,pv=cart", "type 'pv' appears twice"),
+])
+def test_bad_behavior_maps(bmap, needle):
+    with pytest.raises(logs.LogError, match=needle):
+        logs.parse_behavior_map(bmap)
+
+
+def test_map_and_config_must_agree(tmp_path):
+    path = write(tmp_path, TINY)
+    with pytest.raises(logs.LogError, match="name 'like' is neither a task"):
+        logs.load(path, small_cfg(), behavior_map="pv=click,cart=cart,buy=purchase,fav=like")
+    with pytest.raises(logs.LogError, match="no log type maps to the config's task 'purchase'"):
+        logs.load(path, small_cfg(), behavior_map="pv=click,cart=cart,buy=,fav=")
+    cfg = load_config(TAOBAO)
+    cfg["fields"] = cfg["fields"] + [{"name": "brand", "group": "item", "kind": "sparse", "vocab": 10}]
+    with pytest.raises(logs.LogError, match="config field 'brand'"):
+        logs.load(path, load_config(cfg))
+
+
+@pytest.mark.skipif(not os.path.isdir(DATA), reason="shared Taobao data folder is absent")
+def test_taobao_43_users_no_leakage():
+    path = os.path.join(DATA, "UserBehavior-43users.csv")
+    cfg = small_cfg(L=20)
+    bmap = logs.parse_behavior_map(logs.DEFAULT_BEHAVIOR_MAP)
+    with open(path) as fh:
+        text = fh.read()
+    rows = rows_of(text, bmap)
+    splits = logs.load(path, cfg, negatives=4, seed=0)
+    assert all(len(v) > 100 for v in splits.values())
+    sample = {s: v[::40] for s, v in splits.items()}  # brute force on a sample keeps it fast
+    check_requests(rows, sample, cfg, negatives=4)
+    lab = np.array([c for v in splits.values() for r in v for c in r["labels"]])
+    assert lab[:, 1].sum() > 50 and lab[:, 2].sum() > 20  # real carts and purchases
+
+
+@pytest.mark.skipif(not os.path.isdir(DATA), reason="shared Taobao data folder is absent")
+def test_taobao_2h_parses():
+    ev = logs.read_log(os.path.join(DATA, "UserBehavior-2h.csv"))
+    assert len(ev) == 110300 - 3383  # fav dropped by the default map
+    assert len(np.unique(ev.user)) > 60000

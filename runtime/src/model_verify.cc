@@ -1,0 +1,498 @@
+// Verification of an untrusted .dtrn file: bytes first (size prefix, identifier,
+// FlatBuffers verifier, version, segment bounds, checksum), then every tensor, then
+// the config and every layer's shape against it. Nothing is read before it is checked.
+#include <xxhash.h>
+
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "dtrn/dtrn_generated.h"
+#include "model_impl.h"
+
+namespace dtrn {
+namespace {
+
+constexpr uint32_t kFormatVersion = 1;
+constexpr int64_t kMaxDim = int64_t{1} << 24;  // sanity bound on config sizes
+
+size_t DTypeSize(fb::DType t) {
+  switch (t) {
+    case fb::DType::F32: return 4;
+    case fb::DType::F16: return 2;
+    case fb::DType::INT8: return 1;
+    case fb::DType::INT32: return 4;
+  }
+  return 0;
+}
+
+const char* DTypeName(fb::DType t) {
+  switch (t) {
+    case fb::DType::F32: return "F32";
+    case fb::DType::F16: return "F16";
+    case fb::DType::INT8: return "INT8";
+    case fb::DType::INT32: return "INT32";
+  }
+  return "unknown";
+}
+
+std::string ShapeString(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+bool PositiveNormal(float x) { return x > 0.f && std::isnormal(x); }
+
+class Verifier {
+ public:
+  Verifier(const std::string& where, Model::Impl* m) : where_(where), m_(m) {}
+
+  Status Run(const LoadOptions& options) {
+    DTRN_RETURN_IF_ERROR(CheckBytes(options));
+    DTRN_RETURN_IF_ERROR(CheckTensors());
+    DTRN_RETURN_IF_ERROR(ResolveConfig());
+    DTRN_RETURN_IF_ERROR(ResolveTables());
+    DTRN_RETURN_IF_ERROR(ResolveFields());
+    DTRN_RETURN_IF_ERROR(ResolveTim());
+    DTRN_RETURN_IF_ERROR(ResolveTrm());
+    DTRN_RETURN_IF_ERROR(ResolveHead());
+    return Status::Ok();
+  }
+
+ private:
+  Status Loss(const std::string& msg) const { return DataLoss(where_ + ": " + msg); }
+  Status Bad(const std::string& msg) const { return InvalidArgument(where_ + ": " + msg); }
+
+  Status CheckBytes(const LoadOptions& options) {
+    const uint8_t* b = m_->bytes;
+    const size_t size = m_->size;
+    if (size < 4) return Loss("file is " + std::to_string(size) + " bytes: too small for a .dtrn size prefix");
+    uint32_t s = flatbuffers::ReadScalar<uint32_t>(b);
+    if (static_cast<uint64_t>(s) + 4 > size)
+      return Loss("truncated: the size prefix says the FlatBuffer has " + std::to_string(s) + " bytes but only " +
+                  std::to_string(size - 4) + " follow it");
+    if (s < 8 || !flatbuffers::BufferHasIdentifier(b, fb::ModelIdentifier(), /*size_prefixed=*/true))
+      return Loss("not a .dtrn file: file identifier is not \"" + std::string(fb::ModelIdentifier()) + "\"");
+    flatbuffers::Verifier v(b, static_cast<size_t>(s) + 4);
+    if (!fb::VerifySizePrefixedModelBuffer(v))
+      return Loss("corrupted: the FlatBuffer (" + std::to_string(s) + " bytes) fails verification");
+    m_->fbm = fb::GetSizePrefixedModel(b);
+    const fb::Model* f = m_->fbm;
+    if (f->format_version() != kFormatVersion)
+      return Unimplemented(where_ + ": format_version " + std::to_string(f->format_version()) +
+                           " is not supported (this runtime reads version " + std::to_string(kFormatVersion) + ")");
+    const uint64_t c = (static_cast<uint64_t>(s) + 4 + 63) / 64 * 64;
+    const uint64_t z = f->segment_size();
+    if (c > size || z > size - c)
+      return Loss("truncated: the constant segment needs bytes [" + std::to_string(c) + ", " +
+                  std::to_string(c + z) + ") but the file has " + std::to_string(size) + " bytes");
+    if (c + z != size)
+      return Loss("corrupted: " + std::to_string(size - c - z) + " unexpected bytes after the constant segment");
+    m_->segment = b + c;
+    segment_size_ = z;
+    if (options.verify_checksum) {
+      uint64_t h = XXH3_64bits(m_->segment, z);
+      if (h != f->segment_checksum())
+        return Loss("corrupted: constant segment checksum mismatch (stored " + std::to_string(f->segment_checksum()) +
+                    ", computed " + std::to_string(h) + ")");
+    }
+    return Status::Ok();
+  }
+
+  Status CheckTensors() {
+    const auto* ts = m_->fbm->tensors();
+    if (ts == nullptr) return Loss("model has no tensor list");
+    for (flatbuffers::uoffset_t i = 0; i < ts->size(); ++i) {
+      const fb::Tensor* t = ts->Get(i);
+      const std::string what = "tensor " + std::to_string(i) + " '" + Str(t->name()) + "'";
+      if (t->shape() == nullptr) return Loss(what + ": no shape");
+      size_t elem = DTypeSize(t->type());
+      if (elem == 0) return Loss(what + ": unknown dtype " + std::to_string(static_cast<int>(t->type())));
+      uint64_t numel = 1;
+      for (int64_t dim : *t->shape()) {
+        if (dim < 0 || dim > static_cast<int64_t>(segment_size_ + 1))
+          return Loss(what + ": invalid dimension " + std::to_string(dim));
+        numel *= static_cast<uint64_t>(dim);
+        if (numel > segment_size_ + 1) return Loss(what + ": shape larger than the constant segment");
+      }
+      if (numel * elem != t->size())
+        return Loss(what + ": size " + std::to_string(t->size()) + " bytes does not match shape x " +
+                    DTypeName(t->type()) + " (" + std::to_string(numel * elem) + " bytes)");
+      if (t->offset() % 64 != 0) return Loss(what + ": offset " + std::to_string(t->offset()) + " is not 64-aligned");
+      if (t->offset() > segment_size_ || t->size() > segment_size_ - t->offset())
+        return Loss(what + ": bytes [" + std::to_string(t->offset()) + ", +" + std::to_string(t->size()) +
+                    ") lie outside the constant segment (" + std::to_string(segment_size_) + " bytes)");
+    }
+    return Status::Ok();
+  }
+
+  // The tensor at `index`, checked to have the dtype and shape `role` needs.
+  Result<const fb::Tensor*> Tensor(int index, const std::string& role, fb::DType type,
+                                   const std::vector<int64_t>& shape) {
+    const auto* ts = m_->fbm->tensors();
+    if (index < 0 || static_cast<uint64_t>(index) >= ts->size())
+      return Bad(role + ": tensor index " + std::to_string(index) + " out of range (" + std::to_string(ts->size()) +
+                 " tensors)");
+    const fb::Tensor* t = ts->Get(index);
+    if (t->type() != type)
+      return Bad(role + ": tensor '" + Str(t->name()) + "' has dtype " + DTypeName(t->type()) + ", expected " +
+                 DTypeName(type));
+    std::vector<int64_t> got(t->shape()->begin(), t->shape()->end());
+    if (got != shape)
+      return Bad(role + ": tensor '" + Str(t->name()) + "' has shape " + ShapeString(got) + ", expected " +
+                 ShapeString(shape));
+    return t;
+  }
+
+  const uint8_t* Data(const fb::Tensor* t) const { return m_->segment + t->offset(); }
+
+  Status ResolveLinear(const fb::Linear* l, const std::string& role, int64_t in, int64_t out, bool relu,
+                       LinearSpec* spec) {
+    if (l == nullptr) return Bad(role + ": missing");
+    spec->name = Str(l->name());
+    const std::string what = role + " ('" + spec->name + "')";
+    if (l->in_features() != in || l->out_features() != out)
+      return Bad(what + ": shape " + std::to_string(l->out_features()) + "x" + std::to_string(l->in_features()) +
+                 " (out x in), the config needs " + std::to_string(out) + "x" + std::to_string(in));
+    if (l->relu() != relu)
+      return Bad(what + ": relu is " + (l->relu() ? "true" : "false") + ", the model requires " +
+                 (relu ? "true" : "false"));
+    spec->in = static_cast<int>(in);
+    spec->out = static_cast<int>(out);
+    spec->relu = relu;
+    if (l->precision() == fb::Precision::F32) {
+      spec->precision = Precision::kF32;
+      DTRN_ASSIGN_OR_RETURN(auto w, Tensor(l->weight(), what + " weight", fb::DType::F32, {out, in}));
+      DTRN_ASSIGN_OR_RETURN(auto b, Tensor(l->bias(), what + " bias", fb::DType::F32, {out}));
+      spec->weight_f32 = reinterpret_cast<const float*>(Data(w));
+      spec->bias_f32 = reinterpret_cast<const float*>(Data(b));
+      return Status::Ok();
+    }
+    if (l->precision() != fb::Precision::INT8)
+      return Bad(what + ": unknown precision " + std::to_string(static_cast<int>(l->precision())));
+    spec->precision = Precision::kInt8;
+    m_->has_int8 = true;
+    DTRN_ASSIGN_OR_RETURN(auto w, Tensor(l->weight(), what + " weight", fb::DType::INT8, {out, in}));
+    DTRN_ASSIGN_OR_RETURN(auto b, Tensor(l->bias(), what + " bias", fb::DType::INT32, {out}));
+    const fb::Quantization* q = w->quantization();
+    if (q == nullptr || q->scale() == nullptr || q->scale()->size() != static_cast<uint64_t>(out))
+      return Bad(what + ": INT8 weight needs " + std::to_string(out) + " per-channel scales");
+    if (q->quantized_dimension() != 0)
+      return Bad(what + ": INT8 weight quantized_dimension is " + std::to_string(q->quantized_dimension()) +
+                 ", expected 0");
+    if (q->zero_point() != nullptr)
+      for (int64_t zp : *q->zero_point())
+        if (zp != 0) return Bad(what + ": INT8 weight must be symmetric (zero point " + std::to_string(zp) + ")");
+    if (!PositiveNormal(l->input_scale()) || !PositiveNormal(l->output_scale()))
+      return Bad(what + ": activation scales must be positive and finite (input " + std::to_string(l->input_scale()) +
+                 ", output " + std::to_string(l->output_scale()) + ")");
+    for (int zp : {l->input_zero_point(), l->output_zero_point()})
+      if (zp < -128 || zp > 127) return Bad(what + ": zero point " + std::to_string(zp) + " outside [-128, 127]");
+    if (relu && l->output_zero_point() >= 127)
+      return Bad(what + ": relu layer with output zero point 127 has an empty output range");
+    for (int64_t o = 0; o < out; ++o) {
+      float s = q->scale()->Get(static_cast<flatbuffers::uoffset_t>(o));
+      if (!PositiveNormal(s))
+        return Bad(what + ": weight scale of output " + std::to_string(o) + " is " + std::to_string(s));
+      if (l->input_scale() * s / l->output_scale() >= 256.f)
+        return Bad(what + ": requantization scale of output " + std::to_string(o) + " is >= 256 (XNNPACK limit)");
+    }
+    spec->weight_i8 = reinterpret_cast<const int8_t*>(Data(w));
+    spec->bias_i32 = reinterpret_cast<const int32_t*>(Data(b));
+    spec->weight_scale = q->scale()->data();
+    spec->input_scale = l->input_scale();
+    spec->input_zero_point = l->input_zero_point();
+    spec->output_scale = l->output_scale();
+    spec->output_zero_point = l->output_zero_point();
+    return Status::Ok();
+  }
+
+  Status Names(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v, const char* what,
+               std::vector<std::string>* out) {
+    if (v == nullptr || v->size() == 0) return Bad(std::string("no ") + what);
+    if (v->size() > 1024) return Bad(std::string("too many ") + what);
+    std::set<std::string> seen;
+    for (const auto* s : *v) {
+      std::string name = Str(s);
+      if (name.empty()) return Bad(std::string("empty name in ") + what);
+      if (!seen.insert(name).second) return Bad(std::string("duplicate name '") + name + "' in " + what);
+      out->push_back(name);
+    }
+    return Status::Ok();
+  }
+
+  Status Range(const char* what, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi)
+      return Bad(std::string(what) + " = " + std::to_string(v) + " outside [" + std::to_string(lo) + ", " +
+                 std::to_string(hi) + "]");
+    return Status::Ok();
+  }
+
+  Status ResolveConfig() {
+    const fb::Model* f = m_->fbm;
+    m_->name = Str(f->name());
+    DTRN_RETURN_IF_ERROR(Names(f->tasks(), "tasks", &m_->tasks));
+    DTRN_RETURN_IF_ERROR(Names(f->behaviors(), "behaviors", &m_->behaviors));
+    m_->K = static_cast<int>(m_->tasks.size());
+    m_->B = static_cast<int>(m_->behaviors.size());
+    DTRN_RETURN_IF_ERROR(Range("d", f->d(), 1, 65536));
+    DTRN_RETURN_IF_ERROR(Range("seq_len", f->seq_len(), 1, 1 << 20));
+    DTRN_RETURN_IF_ERROR(Range("blocks", f->blocks(), 0, 64));
+    DTRN_RETURN_IF_ERROR(Range("heads", f->heads(), 1, f->d()));
+    DTRN_RETURN_IF_ERROR(Range("d_ff", f->d_ff(), 1, kMaxDim));
+    DTRN_RETURN_IF_ERROR(Range("trm_hidden", f->trm_hidden(), 1, kMaxDim));
+    if (f->d() % f->heads() != 0)
+      return Bad("d = " + std::to_string(f->d()) + " is not a multiple of heads = " + std::to_string(f->heads()));
+    m_->d = f->d();
+    m_->L = f->seq_len();
+    m_->blocks = f->blocks();
+    m_->heads = f->heads();
+    m_->d_ff = f->d_ff();
+    m_->trm_hidden = f->trm_hidden();
+    switch (f->pooling()) {
+      case fb::Pooling::Target: m_->pooling = Pooling::kTarget; break;
+      case fb::Pooling::Mean: m_->pooling = Pooling::kMean; break;
+      default: return Bad("unknown pooling " + std::to_string(static_cast<int>(f->pooling())));
+    }
+    switch (f->mtl()) {
+      case fb::Mtl::Towers: m_->mtl = Mtl::kTowers; break;
+      case fb::Mtl::Mmoe: m_->mtl = Mtl::kMmoe; break;
+      case fb::Mtl::Ple: m_->mtl = Mtl::kPle; break;
+      default: return Bad("unknown mtl head " + std::to_string(static_cast<int>(f->mtl())));
+    }
+    DTRN_RETURN_IF_ERROR(Range("experts_shared", f->experts_shared(), 0, 1024));
+    DTRN_RETURN_IF_ERROR(Range("experts_per_task", f->experts_per_task(), 0, 1024));
+    m_->experts_shared = f->experts_shared();
+    m_->experts_per_task = f->experts_per_task();
+    if (f->expert_hidden())
+      for (int h : *f->expert_hidden()) {
+        DTRN_RETURN_IF_ERROR(Range("expert_hidden width", h, 1, kMaxDim));
+        m_->expert_hidden.push_back(h);
+      }
+    if (f->tower_hidden())
+      for (int h : *f->tower_hidden()) {
+        DTRN_RETURN_IF_ERROR(Range("tower_hidden width", h, 1, kMaxDim));
+        m_->tower_hidden.push_back(h);
+      }
+    if (m_->mtl == Mtl::kMmoe) {
+      if (m_->experts_shared < 1) return Bad("mmoe needs at least one shared expert");
+      if (m_->experts_per_task != 0) return Bad("mmoe has no per-task experts (experts_per_task must be 0)");
+    }
+    if (m_->mtl == Mtl::kPle && m_->experts_shared + m_->experts_per_task < 1)
+      return Bad("ple needs at least one expert");
+    if (m_->mtl != Mtl::kTowers && m_->expert_hidden.empty()) return Bad("experts need at least one hidden layer");
+    return Status::Ok();
+  }
+
+  Status ResolveTables() {
+    const auto* ts = m_->fbm->tables();
+    if (ts == nullptr || ts->size() == 0) return Bad("no embedding tables");
+    for (flatbuffers::uoffset_t i = 0; i < ts->size(); ++i) {
+      const fb::EmbeddingTable* t = ts->Get(i);
+      TableSpec spec;
+      spec.name = Str(t->name());
+      const std::string what = "table " + std::to_string(i) + " '" + spec.name + "'";
+      if (t->vocab() < 1) return Bad(what + ": vocab " + std::to_string(t->vocab()) + " must be >= 1");
+      spec.vocab = t->vocab();
+      spec.hashed = t->hashed();
+      const auto* tensors = m_->fbm->tensors();
+      if (t->weight() < 0 || static_cast<uint64_t>(t->weight()) >= tensors->size())
+        return Bad(what + ": tensor index " + std::to_string(t->weight()) + " out of range");
+      fb::DType type = tensors->Get(t->weight())->type();
+      if (type == fb::DType::INT32) return Bad(what + ": INT32 embeddings are not supported");
+      DTRN_ASSIGN_OR_RETURN(auto w, Tensor(t->weight(), what, type, {spec.vocab, m_->d}));
+      spec.data = Data(w);
+      if (type == fb::DType::F32) spec.type = TableType::kF32;
+      if (type == fb::DType::F16) spec.type = TableType::kF16;
+      if (type == fb::DType::INT8) {
+        spec.type = TableType::kInt8;
+        const fb::Quantization* q = w->quantization();
+        if (q == nullptr || q->scale() == nullptr || q->scale()->size() != static_cast<uint64_t>(spec.vocab))
+          return Bad(what + ": INT8 table needs one scale per row (" + std::to_string(spec.vocab) + ")");
+        if (q->quantized_dimension() != 0) return Bad(what + ": INT8 table must be quantized along dimension 0");
+        for (float s : *q->scale())
+          if (!std::isfinite(s)) return Bad(what + ": non-finite row scale");
+        spec.row_scale = q->scale()->data();
+      }
+      m_->tables.push_back(std::move(spec));
+    }
+    return Status::Ok();
+  }
+
+  Status ResolveFields() {
+    const auto* fs = m_->fbm->fields();
+    if (fs == nullptr || fs->size() == 0) return Bad("no fields");
+    if (fs->size() > 4096) return Bad("too many fields");
+    std::set<std::string> seen;
+    for (flatbuffers::uoffset_t i = 0; i < fs->size(); ++i) {
+      const fb::Field* f = fs->Get(i);
+      FieldInfo info;
+      FieldSpec spec;
+      info.name = Str(f->name());
+      const std::string what = "field " + std::to_string(i) + " '" + info.name + "'";
+      if (info.name.empty()) return Bad(what + ": empty name");
+      if (!seen.insert(info.name).second) return Bad(what + ": duplicate field name");
+      int g = static_cast<int>(f->group());
+      if (g < 0 || g > 2) return Bad(what + ": unknown group " + std::to_string(g));
+      info.group = static_cast<FieldGroup>(g);
+      if (f->kind() == fb::FieldKind::Sparse) {
+        info.kind = FieldKind::kSparse;
+        if (f->table() < 0 || static_cast<size_t>(f->table()) >= m_->tables.size())
+          return Bad(what + ": table index " + std::to_string(f->table()) + " out of range (" +
+                     std::to_string(m_->tables.size()) + " tables)");
+        spec.table = f->table();
+        info.vocab = m_->tables[spec.table].vocab;
+        info.hashed = m_->tables[spec.table].hashed;
+      } else if (f->kind() == fb::FieldKind::Dense) {
+        info.kind = FieldKind::kDense;
+        DTRN_RETURN_IF_ERROR(Range("dense field width", f->width(), 1, kMaxDim));
+        info.width = spec.width = f->width();
+        DTRN_RETURN_IF_ERROR(
+            ResolveLinear(f->projection(), what + " projection", f->width(), m_->d, false, &spec.projection));
+      } else {
+        return Bad(what + ": unknown kind " + std::to_string(static_cast<int>(f->kind())));
+      }
+      auto& group = m_->group_fields[g];
+      spec.group_slot = static_cast<int>(group.size());
+      group.push_back(static_cast<int>(i));
+      if (info.group == FieldGroup::kItem && m_->item_field < 0) {
+        if (info.kind != FieldKind::kSparse || info.name != "item_id")
+          return Bad(what + ": the first item field must be the sparse field 'item_id'");
+        m_->item_field = static_cast<int>(i);
+      }
+      m_->fields.push_back(std::move(info));
+      m_->field_specs.push_back(std::move(spec));
+    }
+    if (m_->item_field < 0) return Bad("no item field: the first item field must be the sparse field 'item_id'");
+    m_->item_table = m_->fbm->item_table();
+    if (m_->item_table != m_->field_specs[m_->item_field].table)
+      return Bad("item_table = " + std::to_string(m_->item_table) + " is not item_id's table (" +
+                 std::to_string(m_->field_specs[m_->item_field].table) + ")");
+    m_->F = static_cast<int>(m_->fields.size());
+    m_->n = m_->F + m_->B;
+    return Status::Ok();
+  }
+
+  Status ResolveTim() {
+    const fb::Model* f = m_->fbm;
+    const int64_t d = m_->d, K = m_->K, B = m_->B;
+    DTRN_ASSIGN_OR_RETURN(auto pos, Tensor(f->positions(), "positions", fb::DType::F32, {m_->L, d}));
+    m_->positions = reinterpret_cast<const float*>(Data(pos));
+    DTRN_ASSIGN_OR_RETURN(auto cln, Tensor(f->cln(), "cln", fb::DType::F32, {K, B, 2 * m_->blocks, 2, d}));
+    m_->cln = reinterpret_cast<const float*>(Data(cln));
+    const auto* bs = f->tim_blocks();
+    size_t nb = bs ? bs->size() : 0;
+    if (nb != static_cast<size_t>(m_->blocks))
+      return Bad("tim_blocks has " + std::to_string(nb) + " blocks, the config says " + std::to_string(m_->blocks));
+    for (int i = 0; i < m_->blocks; ++i) {
+      const fb::Block* b = bs->Get(i);
+      const std::string role = "tim_blocks[" + std::to_string(i) + "]";
+      if (b == nullptr) return Bad(role + ": missing");
+      BlockSpec spec;
+      DTRN_RETURN_IF_ERROR(ResolveLinear(b->attn_in(), role + ".attn_in", d, 3 * d, false, &spec.attn_in));
+      DTRN_RETURN_IF_ERROR(ResolveLinear(b->attn_out(), role + ".attn_out", d, d, false, &spec.attn_out));
+      DTRN_RETURN_IF_ERROR(ResolveLinear(b->ffn1(), role + ".ffn1", d, m_->d_ff, true, &spec.ffn1));
+      DTRN_RETURN_IF_ERROR(ResolveLinear(b->ffn2(), role + ".ffn2", m_->d_ff, d, false, &spec.ffn2));
+      m_->tim_blocks.push_back(std::move(spec));
+    }
+    if (m_->pooling == Pooling::kTarget || f->query() != nullptr) {
+      DTRN_RETURN_IF_ERROR(ResolveLinear(f->query(), "query", d, d, false, &m_->query));
+      m_->has_query = true;
+    }
+    return Status::Ok();
+  }
+
+  Status ResolveTrm() {
+    const auto* ts = m_->fbm->trm();
+    size_t nt = ts ? ts->size() : 0;
+    if (nt != static_cast<size_t>(m_->K))
+      return Bad("trm has " + std::to_string(nt) + " entries, expected one per task (" + std::to_string(m_->K) + ")");
+    for (int k = 0; k < m_->K; ++k) {
+      const fb::Trm* t = ts->Get(k);
+      const std::string role = "trm[" + std::to_string(k) + "]";
+      if (t == nullptr) return Bad(role + ": missing");
+      TrmSpec spec;
+      DTRN_RETURN_IF_ERROR(ResolveLinear(t->fc1(), role + ".fc1", m_->n, m_->trm_hidden, true, &spec.fc1));
+      DTRN_RETURN_IF_ERROR(ResolveLinear(t->fc2(), role + ".fc2", m_->trm_hidden, m_->n, false, &spec.fc2));
+      m_->trm.push_back(std::move(spec));
+    }
+    return Status::Ok();
+  }
+
+  Status ResolveMlp(const fb::Mlp* mlp, const std::string& role, int64_t in, const std::vector<int>& widths,
+                    bool relu_last, std::vector<LinearSpec>* out) {
+    if (mlp == nullptr) return Bad(role + ": missing");
+    size_t nl = mlp->layers() ? mlp->layers()->size() : 0;
+    if (nl != widths.size())
+      return Bad(role + ": " + std::to_string(nl) + " layers, the config needs " + std::to_string(widths.size()));
+    for (size_t j = 0; j < nl; ++j) {
+      LinearSpec spec;
+      bool relu = relu_last || j + 1 < nl;
+      DTRN_RETURN_IF_ERROR(ResolveLinear(mlp->layers()->Get(static_cast<flatbuffers::uoffset_t>(j)),
+                                         role + ".layers[" + std::to_string(j) + "]", in, widths[j], relu, &spec));
+      in = widths[j];
+      out->push_back(std::move(spec));
+    }
+    return Status::Ok();
+  }
+
+  Status ResolveHead() {
+    const fb::Model* f = m_->fbm;
+    const int64_t rd = static_cast<int64_t>(m_->n) * m_->d;
+    if (rd > kMaxDim) return Bad("n * d = " + std::to_string(rd) + " is too large");
+    int num_experts = 0, gate_out = 0;
+    if (m_->mtl == Mtl::kMmoe) num_experts = gate_out = m_->experts_shared;
+    if (m_->mtl == Mtl::kPle) {
+      num_experts = m_->K * m_->experts_per_task + m_->experts_shared;
+      gate_out = m_->experts_per_task + m_->experts_shared;
+    }
+    size_t ne = f->experts() ? f->experts()->size() : 0;
+    if (ne != static_cast<size_t>(num_experts))
+      return Bad("experts has " + std::to_string(ne) + " entries, the config needs " + std::to_string(num_experts));
+    for (int e = 0; e < num_experts; ++e) {
+      std::vector<LinearSpec> layers;
+      DTRN_RETURN_IF_ERROR(ResolveMlp(f->experts()->Get(e), "experts[" + std::to_string(e) + "]", rd,
+                                      m_->expert_hidden, /*relu_last=*/true, &layers));
+      m_->experts.push_back(std::move(layers));
+    }
+    size_t ng = f->gates() ? f->gates()->size() : 0;
+    size_t want_gates = m_->mtl == Mtl::kTowers ? 0 : m_->K;
+    if (ng != want_gates)
+      return Bad("gates has " + std::to_string(ng) + " entries, the config needs " + std::to_string(want_gates));
+    for (size_t k = 0; k < ng; ++k) {
+      LinearSpec spec;
+      DTRN_RETURN_IF_ERROR(ResolveLinear(f->gates()->Get(static_cast<flatbuffers::uoffset_t>(k)),
+                                         "gates[" + std::to_string(k) + "]", rd, gate_out, false, &spec));
+      m_->gates.push_back(std::move(spec));
+    }
+    size_t nt = f->towers() ? f->towers()->size() : 0;
+    if (nt != static_cast<size_t>(m_->K))
+      return Bad("towers has " + std::to_string(nt) + " entries, expected one per task (" + std::to_string(m_->K) +
+                 ")");
+    std::vector<int> widths = m_->tower_hidden;
+    widths.push_back(1);
+    const int64_t tower_in = m_->mtl == Mtl::kTowers ? rd : m_->expert_hidden.back();
+    for (int k = 0; k < m_->K; ++k) {
+      std::vector<LinearSpec> layers;
+      DTRN_RETURN_IF_ERROR(ResolveMlp(f->towers()->Get(k), "towers[" + std::to_string(k) + "]", tower_in, widths,
+                                      /*relu_last=*/false, &layers));
+      m_->towers.push_back(std::move(layers));
+    }
+    return Status::Ok();
+  }
+
+  std::string where_;
+  Model::Impl* m_;
+  uint64_t segment_size_ = 0;
+};
+
+}  // namespace
+
+Status VerifyAndResolve(const std::string& where, const LoadOptions& options, Model::Impl* impl) {
+  return Verifier(where, impl).Run(options);
+}
+
+}  // namespace dtrn

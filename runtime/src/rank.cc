@@ -1,0 +1,72 @@
+// Rank / TopK by the fused score, and the spec's splitmix64.
+#include <algorithm>
+#include <cmath>
+#include <new>
+#include <numeric>
+
+#include "dtrn/runtime.h"
+
+namespace dtrn {
+
+uint64_t SplitMix64(uint64_t x) {
+  uint64_t z = x + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+namespace {
+
+// Fused score per candidate: sum_k w_k * p_k, summed in task order.
+Result<std::vector<float>> Fused(const Scores& scores, const std::vector<float>& weights) {
+  const size_t n = scores.num_candidates, k = scores.num_tasks;
+  if (scores.probabilities.size() != n * k)
+    return InvalidArgument("scores: " + std::to_string(scores.probabilities.size()) + " probabilities for " +
+                           std::to_string(n) + " candidates x " + std::to_string(k) + " tasks");
+  if (!weights.empty() && weights.size() != k)
+    return InvalidArgument("weights: " + std::to_string(weights.size()) + " values, expected one per task (" +
+                           std::to_string(k) + ")");
+  for (size_t t = 0; t < weights.size(); ++t)
+    if (!std::isfinite(weights[t])) return InvalidArgument("weights[" + std::to_string(t) + "] is not finite");
+  std::vector<float> fused(n, 0.f);
+  for (size_t i = 0; i < n; ++i) {
+    float s = 0.f;
+    for (size_t t = 0; t < k; ++t) s += (weights.empty() ? 1.f : weights[t]) * scores.probabilities[i * k + t];
+    fused[i] = s;
+  }
+  return fused;
+}
+
+// Best first, ties (and NaN, placed last) to the lower index: a strict total order.
+struct Better {
+  const std::vector<float>* f;
+  bool operator()(int a, int b) const {
+    float x = (*f)[a], y = (*f)[b];
+    bool xn = std::isnan(x), yn = std::isnan(y);
+    if (xn != yn) return yn;
+    if (!xn && x != y) return x > y;
+    return a < b;
+  }
+};
+
+}  // namespace
+
+Result<std::vector<int>> TopK(const Scores& scores, const std::vector<float>& weights, size_t k) {
+  try {
+    DTRN_ASSIGN_OR_RETURN(std::vector<float> fused, Fused(scores, weights));
+    std::vector<int> order(fused.size());
+    std::iota(order.begin(), order.end(), 0);
+    k = std::min(k, order.size());
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), Better{&fused});
+    order.resize(k);
+    return order;
+  } catch (const std::bad_alloc&) {
+    return Internal("out of memory while ranking");
+  }
+}
+
+Result<std::vector<int>> Rank(const Scores& scores, const std::vector<float>& weights) {
+  return TopK(scores, weights, scores.num_candidates);
+}
+
+}  // namespace dtrn
