@@ -2,6 +2,9 @@
 // Times model init, the first request, warm-up, then each stage (Prepare = per-user part,
 // ScoreCandidates = batched candidates) over many runs cycling through the requests, and
 // reports peak memory. Single intra-request thread by default (the on-device norm).
+// Wall-clock stages, plus the thread's CPU time per request (robust on a shared machine).
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -32,6 +35,14 @@ const char* kUsage =
 using Clock = std::chrono::steady_clock;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// CPU time of the calling thread in ms: unlike wall time, not inflated when other processes
+// share the core (exact for --threads 1; with more, the pool's threads are not counted).
+double ThreadCpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
 
 // A field of /proc/self/status in kB (VmRSS, VmHWM); -1 where unavailable.
 long ProcStatusKb(const char* key) {
@@ -181,13 +192,16 @@ int main(int argc, char** argv) {
   dtrn::Scores scores;
   size_t next = 0;
   // One timed request: returns false (after printing) on a scoring error.
+  double cpu_ms = 0;  // of the last run_one
   auto run_one = [&](double* prepare_ms, double* score_ms) {
     const dtrn::Request& r = (*requests)[next++ % requests->size()];
+    const double cpu0 = ThreadCpuMs();
     const auto a = Clock::now();
     dtrn::Status st = s.Prepare(r);
     const auto b = Clock::now();
     if (st.ok()) st = s.ScoreCandidates(r, &scores);
     const auto c = Clock::now();
+    cpu_ms = ThreadCpuMs() - cpu0;
     if (!st.ok()) {
       std::fprintf(stderr, "dtrn-bench: request %s: %s\n", r.id.c_str(), st.message().c_str());
       return false;
@@ -208,19 +222,21 @@ int main(int argc, char** argv) {
   }
   if (warmup > 0) std::printf("  warm-up          %ld requests, avg %.4f ms\n", warmup, warm_total / warmup);
 
-  std::vector<double> prep(runs), cand(runs), total(runs);
+  std::vector<double> prep(runs), cand(runs), total(runs), cpu(runs);
   next = 0;
   const auto r0 = Clock::now();
   for (long i = 0; i < runs; ++i) {
     if (!run_one(&prep[i], &cand[i])) return 2;
     total[i] = prep[i] + cand[i];
+    cpu[i] = cpu_ms;
   }
   const double wall_s = std::chrono::duration<double>(Clock::now() - r0).count();
-  const Stats sp = Summarize(prep), sc = Summarize(cand), st = Summarize(total);
+  const Stats sp = Summarize(prep), sc = Summarize(cand), st = Summarize(total), su = Summarize(cpu);
   std::printf("per request over %ld runs:\n", runs);
   PrintStats("prepare", sp);
   PrintStats("score_candidates", sc);
   PrintStats("total", st);
+  PrintStats("total_cpu", su);
   std::printf("  throughput       %.1f requests/s, %.0f candidates/s\n", runs / wall_s, runs * mean_n / wall_s);
   const long hwm = ProcStatusKb("VmHWM"), rss_end = ProcStatusKb("VmRSS");
   std::printf("memory:\n  rss at start %.2f MB, after load %.2f MB, at end %.2f MB, peak (VmHWM) %.2f MB\n",
@@ -239,6 +255,7 @@ int main(int argc, char** argv) {
     j += "  \"prepare\": " + StatsJson(sp) + ",\n";
     j += "  \"score_candidates\": " + StatsJson(sc) + ",\n";
     j += "  \"total\": " + StatsJson(st) + ",\n";
+    j += "  \"total_cpu\": " + StatsJson(su) + ",\n";
     std::snprintf(buf, sizeof buf,
                   "  \"requests_per_s\": %.3f, \"rss_start_kb\": %ld, \"rss_loaded_kb\": %ld, \"rss_end_kb\": %ld, "
                   "\"peak_rss_kb\": %ld\n}\n",

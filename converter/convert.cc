@@ -97,7 +97,7 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
   std::string equalization = "off";
   if (o.int8) {
     log("calibrating on " + std::to_string(calib.size()) + " requests (" + quant::CalibrationMethodName(o.method) +
-        ", two passes over the f32 model)");
+        (o.equalize ? "; a range pass for equalization, then" : ";") + " two passes over the f32 model)");
     size_t step = std::max<size_t>(1, calib.size() / 4);
     ProgressFn progress = [&](size_t done, size_t total, int pass) {
       if (done % step == 0 || done == total) log("  pass " + std::to_string(pass) + ": " + std::to_string(done) + "/" + std::to_string(total));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dense.h"
+#include "dense_vnni.h"
 #include "kernels.h"
 
 namespace dtrn {
@@ -362,6 +363,36 @@ TEST_F(Dense, Int8LayerWithoutChainNeighbours) {
   for (size_t i = 0; i < y.size(); ++i) {
     EXPECT_GE(y[i], 0.f);  // relu
     EXPECT_NEAR(y[i], 0.02 * (h[i] + 128), 0.0201);
+  }
+}
+
+// The VNNI kernel must give exactly XNNPACK's qc8 outputs (same requantization), so
+// that a model scores the same on every x86 machine.
+TEST_F(Dense, VnniMatchesXnnpackBitForBit) {
+  if (!VnniAvailable()) GTEST_SKIP() << "CPU without AVX-512 VNNI";
+  std::mt19937_64 rng(10);
+  struct Shape {
+    int in, out;
+    bool relu;
+    QuantParams ip, op;
+  };
+  for (const Shape& sh : {Shape{13, 7, false, {0.05f, 3}, {0.07f, -4}}, Shape{64, 16, true, {0.02f, -128}, {0.03f, -128}},
+                          Shape{416, 256, true, {0.031f, 17}, {0.05f, -128}}, Shape{33, 50, false, {0.2f, 0}, {0.9f, 120}},
+                          Shape{7, 1, false, {0.1f, -7}, {0.04f, 0}}}) {
+    LinearData l = Int8Linear("v", sh.in, sh.out, sh.relu, sh.ip, sh.op, rng);
+    auto vnni = CreateVnniQc8Layer(l.spec);
+    auto xnn = CreateXnnpackDenseLayer(l.spec);
+    ASSERT_TRUE(vnni.ok()) << vnni.status().ToString();
+    ASSERT_TRUE(xnn.ok()) << xnn.status().ToString();
+    for (size_t rows : {1, 3, 4, 5, 37, 100}) {
+      Buffer<int8_t> x;
+      int8_t* xp = x.Reserve(rows * sh.in);
+      for (size_t i = 0; i < rows * sh.in; ++i) xp[i] = static_cast<int8_t>(rng() % 256);
+      std::vector<int8_t> a(rows * sh.out + 64, 99), b(rows * sh.out + 64, 99);
+      ASSERT_TRUE(vnni.value()->RunQs8(rows, xp, a.data(), nullptr).ok());
+      ASSERT_TRUE(xnn.value()->RunQs8(rows, xp, b.data(), nullptr).ok());
+      EXPECT_EQ(a, b) << sh.in << "->" << sh.out << " rows " << rows;  // padding after the output untouched too
+    }
   }
 }
 

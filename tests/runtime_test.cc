@@ -489,7 +489,7 @@ TEST(Execution, NVariesOnOneSession) {
     auto model = MustLoad(BuildTestModel(cfg));
     auto reused = MustSession(model);
     std::mt19937_64 rng(12);
-    for (size_t N : {5, 60, 1, 17, 5, 200, 2}) {
+    for (size_t N : {5, 60, 1, 17, 5, 3000, 2}) {
       Request r = RandomRequest(*model, rng, N, 12);
       Scores a = MustScore(*reused, r);
       auto fresh = MustSession(model);

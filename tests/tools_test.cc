@@ -268,7 +268,7 @@ TEST_F(ToolsTest, BenchRunsAndWritesJson) {
   EXPECT_EQ(j["runs"], 7);
   EXPECT_EQ(j["total"]["count"], 7);
   EXPECT_DOUBLE_EQ(j["mean_candidates"].get<double>(), 17.0);
-  for (const char* stage : {"prepare", "score_candidates", "total"}) {
+  for (const char* stage : {"prepare", "score_candidates", "total", "total_cpu"}) {
     const auto& s = j[stage];
     EXPECT_GT(s["avg_ms"].get<double>(), 0.0) << stage;
     EXPECT_LE(s["min_ms"].get<double>(), s["p50_ms"].get<double>());

@@ -26,10 +26,11 @@ import numpy as np
 
 from . import config as C
 
-D = 8                # latent style dimensions
+D = 4                # latent style dimensions
 INTERESTS = 3        # a user's click (and deep) taste is a mix of this many interests
 BAIT, QUALITY = 0.8, 1.0
-CLICK_BIAS, DEEP_BIAS = -3.0, 2.5
+TASTE = 2.0          # spread of user-item affinity: how personal the labels are
+CLICK_BIAS, DEEP_BIAS = -3.5, 3.5
 HASH_MULT = 2654435761  # spreads indices over int64 for hashed tables (ids need not be small)
 
 
@@ -65,7 +66,7 @@ class World:
         self.price = 0.6 * self.quality + 0.8 * rng.normal(size=self.n_items)
         self.bait = -0.7 * self.quality + 0.7 * rng.normal(size=self.n_items)
         self.n_users = n_users
-        sa = 1.5 / np.sqrt(D * 1.36)  # <a, s> has std ~1.5 (s has variance 1 + 0.36)
+        sa = TASTE / np.sqrt(D * 1.36)  # <a, s> has std TASTE (s has variance 1 + 0.36)
         shape = (n_users, INTERESTS, D)
         self.click_taste = sa * rng.normal(size=shape)
         rho = 0.3  # deep taste only partly follows click taste

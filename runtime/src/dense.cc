@@ -3,7 +3,11 @@
 #include <xnnpack.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+
+#include "dense_vnni.h"
 
 namespace dtrn {
 namespace {
@@ -86,7 +90,21 @@ Status DenseLayer::RunQs8(size_t, const int8_t*, int8_t*, pthreadpool_t) {
   return Internal("layer '" + spec_.name + "' is F32: no int8 entry point");
 }
 
+// DTRN_KERNELS=xnnpack in the environment keeps every layer on XNNPACK (A/B timing).
+static bool CustomKernelsAllowed() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("DTRN_KERNELS");
+    return v == nullptr || std::strcmp(v, "xnnpack") != 0;
+  }();
+  return allowed;
+}
+
 Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec) {
+  if (spec.precision == Precision::kInt8 && CustomKernelsAllowed() && VnniAvailable()) return CreateVnniQc8Layer(spec);
+  return CreateXnnpackDenseLayer(spec);
+}
+
+Result<std::unique_ptr<DenseLayer>> CreateXnnpackDenseLayer(const LinearSpec& spec) {
   if (spec.precision == Precision::kInt8) {
     auto layer = std::make_unique<XnnQc8Layer>(spec);
     DTRN_RETURN_IF_ERROR(layer->Init());

@@ -82,8 +82,11 @@ class DenseLayer {
   const LinearSpec& spec_;
 };
 
-// The implementation for `spec` (weights are packed here, once).
+// The implementation for `spec` (weights are packed here, once): INT8 layers on the
+// VNNI kernel where the CPU has it (unless DTRN_KERNELS=xnnpack), else XNNPACK.
 Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec);
+// Always XNNPACK (f32 fully-connected / qc8 1x1 convolution).
+Result<std::unique_ptr<DenseLayer>> CreateXnnpackDenseLayer(const LinearSpec& spec);
 
 // f32 <-> qs8 per-tensor conversion (XNNPACK convert operators).
 class Converter {

@@ -61,6 +61,7 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::string& path, LoadOp
 }
 
 Result<std::shared_ptr<const Model>> Model::FromBuffer(const void* data, size_t size, LoadOptions options) {
+  if (data == nullptr && size > 0) return InvalidArgument("buffer: null data with size " + std::to_string(size));
   try {
     auto impl = std::make_unique<Impl>();
     impl->size = size;

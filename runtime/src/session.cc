@@ -106,7 +106,7 @@ struct Session::Impl {
   // Stage-2 state.
   Buffer<float> items;     // [N, Fi, d]
   Buffer<float> qin, q, s; // target attention
-  Buffer<float> interest;      // [K, N, B, d]
+  Buffer<float> interest;  // [K, N, B, d]
   Buffer<float> z_item;    // [N, Fi]
   Buffer<float> z, a;      // [N, n]
   Buffer<float> r;         // [K, N, D]          (only when some head MLP runs unsplit)

@@ -65,6 +65,8 @@ struct Scores {
 };
 
 struct LoadOptions {
+  // XXH3-64 over the constant segment: touches every byte of the file. Without it a
+  // load only maps and verifies the structure (tens of microseconds).
   bool verify_checksum = true;
 };
 
@@ -116,7 +118,10 @@ class ActivationObserver {
 
 struct SessionOptions {
   int threads = 1;                          // intra-request threads (pthreadpool); 1 = caller's thread only
-  ActivationObserver* observer = nullptr;   // f32 layers only; slows scoring
+  // f32 layers only; slows scoring. With an observer every head layer runs whole (the
+  // per-request split of the first expert/gate/tower layer is off), so Observe sees
+  // exactly each Linear's full input and output.
+  ActivationObserver* observer = nullptr;
 };
 
 // Per-thread scoring state: XNNPACK operators, scratch memory. Not thread-safe;
@@ -134,6 +139,9 @@ class Session {
   // The two stages, timeable on their own: Prepare runs everything that depends
   // on the user only (embeddings, conditional transformer); ScoreCandidates the
   // part batched over candidates. Score() = Prepare + ScoreCandidates.
+  // Prepare validates the whole request (candidates included). ScoreCandidates scores
+  // the candidates of `request` against the last successful Prepare, which must have
+  // been given the same request (checked by id); it may run several times per Prepare.
   Status Prepare(const Request& request);
   Status ScoreCandidates(const Request& request, Scores* out);
 
