@@ -218,3 +218,25 @@ def generate(cfg, n_requests, seed, n_candidates=20, world_seed=0):
 def _py(v):
     """numpy scalar/vector -> JSON-ready int or list of floats."""
     return v.tolist() if isinstance(v, np.ndarray) else int(v)
+
+
+def oracle_log_probs(cfg, requests, world_seed=0):
+    """The world's true log P(label = 1) per candidate and task, [total candidates, K]: the ceiling
+    any model can reach on generated requests. Needs the config's user_id and hour fields, and a
+    user_id that is hashed or whose table holds every user (else the user cannot be recovered)."""
+    cfg = C.load_config(cfg)
+    world = World(cfg, world_seed)
+    user_f = {f["name"]: f for f in C.fields(cfg, "user")}.get("user_id")
+    if user_f is None or not (user_f["hashed"] or user_f["vocab"] >= world.n_users):
+        raise ValueError("oracle_log_probs: the config's user_id field cannot identify the world's users")
+    if "hour" not in {f["name"] for f in C.fields(cfg, "context")}:
+        raise ValueError("oracle_log_probs: the config has no context field 'hour'")
+    index = {int(v): i for i, v in enumerate(world.item_ids())}
+    uid = np.array([r["user"]["user_id"] for r in requests], dtype=np.int64)
+    users = (uid - 17) // HASH_MULT if user_f["hashed"] else uid
+    out = []
+    for r, u in zip(requests, users):
+        items = np.array([[index[c["item_id"]] for c in r["candidates"]]])
+        log_click, lam = world.funnel(np.array([u]), np.array([r["context"]["hour"]]), items)
+        out.append(log_click[0][:, None] - lam[0][:, None] * _depths(len(cfg["tasks"]))[None, :])
+    return np.concatenate(out)

@@ -22,7 +22,7 @@ import torch.nn.functional as Fn
 from . import metrics as MX
 from .baselines import BASELINES, Baseline
 from .config import ConfigError, load_config
-from .logs import LogError
+from .logs import TARGETS, LogError
 from .requests_io import RequestError, collate, parse_request
 
 MODELS = ("dtrn",) + BASELINES
@@ -43,7 +43,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="data, initialisation and shuffling")
     p.add_argument("--batch-size", type=int, default=64, help="requests per step (per process)")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--patience", type=int, default=2, help="epochs without a better mean validation AUC")
+    p.add_argument("--patience", type=int, default=2,
+                   help="epochs without a better mean validation AUC tolerated; the next one stops training")
     p.add_argument("--train-requests", type=int, default=None,
                    help="synthetic: how many (default 4000); log: random subset of the training split")
     p.add_argument("--eval-requests", type=int, default=None,
@@ -51,7 +52,8 @@ def parse_args(argv):
     p.add_argument("--candidates", type=int, default=None,
                    help="candidates per request (synthetic default 20; log: target + 9 negatives)")
     p.add_argument("--behavior-map", default=None, help="log: raw type -> name, e.g. pv=click,cart=cart,buy=purchase,fav=")
-    p.add_argument("--target", default="first", help="log: 'first' (first touch of an item) or 'task0' (each click)")
+    p.add_argument("--target", default="first", choices=TARGETS,
+                   help="log: 'first' (each user's first event with an item) or 'task0' (every event of the first task)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads per process (default 1: the ops are small, more threads mostly spin)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -86,3 +86,6 @@ def test_planted_structure_is_task_specific():
     buy_by_click_score = MX.auc(lab[..., 2].ravel(), log_click.ravel())
     assert click_auc > 0.75 and buy_auc > 0.8
     assert buy_auc > buy_by_click_score + 0.05, "purchase must not be just click"
+    oracle = S.oracle_log_probs(cfg, reqs)  # the same truth, per candidate and task
+    assert oracle.shape == (len(reqs) * 20, 3)
+    assert np.allclose(oracle[:, 0], log_click.ravel()) and np.allclose(oracle[:, 2], (log_click - lam).ravel())

@@ -67,14 +67,12 @@ DTRN_VNNI_TARGET void Tile(const Packed& p, const int8_t* x, size_t ldx, size_t 
 }
 
 template <int MR>
-DTRN_VNNI_TARGET void RowTile(const Packed& p, const int8_t* x, int8_t* y) {
-  size_t b = 0;
-  for (; b + kNB <= p.blocks; b += kNB) Tile<MR, kNB>(p, x, p.in, b, y, p.out);
-  switch (p.blocks - b) {
-    case 3: Tile<MR, 3>(p, x, p.in, b, y, p.out); break;
-    case 2: Tile<MR, 2>(p, x, p.in, b, y, p.out); break;
-    case 1: Tile<MR, 1>(p, x, p.in, b, y, p.out); break;
-    default: break;
+DTRN_VNNI_TARGET void Tiles(const Packed& p, const int8_t* x, size_t b0, size_t nb, int8_t* y) {
+  switch (nb) {
+    case 4: Tile<MR, 4>(p, x, p.in, b0, y, p.out); break;
+    case 3: Tile<MR, 3>(p, x, p.in, b0, y, p.out); break;
+    case 2: Tile<MR, 2>(p, x, p.in, b0, y, p.out); break;
+    default: Tile<MR, 1>(p, x, p.in, b0, y, p.out); break;
   }
 }
 
@@ -85,17 +83,21 @@ struct Job {
   size_t rows;
 };
 
-void RunTile(void* ctx, size_t tile) {
+// One group of up to kNB 16-channel blocks over every row: the group's packed weights
+// (k4 x 64 x kNB bytes) stay in L1 while the row tiles stream past.
+void RunGroup(void* ctx, size_t group) {
   const Job& j = *static_cast<const Job*>(ctx);
-  const size_t r0 = tile * kMR;
-  const size_t mr = j.rows - r0 < kMR ? j.rows - r0 : kMR;
-  const int8_t* x = j.x + r0 * j.p->in;
-  int8_t* y = j.y + r0 * j.p->out;
-  switch (mr) {
-    case 4: RowTile<4>(*j.p, x, y); break;
-    case 3: RowTile<3>(*j.p, x, y); break;
-    case 2: RowTile<2>(*j.p, x, y); break;
-    default: RowTile<1>(*j.p, x, y); break;
+  const Packed& p = *j.p;
+  const size_t b0 = group * kNB, nb = p.blocks - b0 < kNB ? p.blocks - b0 : kNB;
+  for (size_t r0 = 0; r0 < j.rows; r0 += kMR) {
+    const int8_t* x = j.x + r0 * p.in;
+    int8_t* y = j.y + r0 * p.out;
+    switch (j.rows - r0 < kMR ? j.rows - r0 : kMR) {
+      case 4: Tiles<4>(p, x, b0, nb, y); break;
+      case 3: Tiles<3>(p, x, b0, nb, y); break;
+      case 2: Tiles<2>(p, x, b0, nb, y); break;
+      default: Tiles<1>(p, x, b0, nb, y); break;
+    }
   }
 }
 
@@ -143,11 +145,11 @@ class VnniQc8Layer : public DenseLayer {
   }
   Status RunQs8(size_t rows, const int8_t* in, int8_t* out, pthreadpool_t pool) override {
     Job job{&p_, in, out, rows};
-    const size_t tiles = (rows + kMR - 1) / kMR;
-    if (pool != nullptr && tiles > 1) {
-      pthreadpool_parallelize_1d(pool, RunTile, &job, tiles, 0);
+    const size_t groups = (p_.blocks + kNB - 1) / kNB;
+    if (pool != nullptr && groups > 1) {
+      pthreadpool_parallelize_1d(pool, RunGroup, &job, groups, 0);
     } else {
-      for (size_t t = 0; t < tiles; ++t) RunTile(&job, t);
+      for (size_t g = 0; g < groups; ++g) RunGroup(&job, g);
     }
     return Status::Ok();
   }
