@@ -29,6 +29,7 @@ const char* kUsage =
     "  --runs N          timed requests, cycling through the file (default 200)\n"
     "  --threads T       intra-request threads of the session (default 1)\n"
     "  --candidates N    give every request exactly N candidates (repeating its own)\n"
+    "  --kernels K       auto (VNNI int8 kernels where the CPU has them) or xnnpack (default auto)\n"
     "  --json PATH       also write the results as JSON\n"
     "  -h, --help        this text\n";
 
@@ -134,7 +135,7 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, requests_path, json_path;
+  std::string model_path, requests_path, json_path, kernels = "auto";
   long warmup = 20, runs = 200, threads = 1, candidates = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -152,6 +153,10 @@ int main(int argc, char** argv) {
     else if (a == "--runs") ok = ParseCount(v, 1, &runs);
     else if (a == "--threads") ok = ParseCount(v, 1, &threads);
     else if (a == "--candidates") ok = ParseCount(v, 1, &candidates);
+    else if (a == "--kernels") {
+      kernels = v;
+      ok = kernels == "auto" || kernels == "xnnpack";
+    }
     else return Fail("unknown option " + a + "\n" + kUsage);
     if (!ok) return Fail(a + ": bad value '" + v + "'");
   }
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
   const auto t1 = Clock::now();
   dtrn::SessionOptions so;
   so.threads = static_cast<int>(threads);
+  so.kernels = kernels == "xnnpack" ? dtrn::DenseKernels::kXnnpack : dtrn::DenseKernels::kAuto;
   auto session = dtrn::Session::Create(*model, so);
   if (!session.ok()) return Fail("cannot create a session: " + session.status().message());
   const auto t2 = Clock::now();
@@ -186,6 +192,7 @@ int main(int argc, char** argv) {
   std::printf("  requests         %zu from %s, %.1f candidates each on average\n", requests->size(),
               requests_path.c_str(), mean_n);
   std::printf("  threads          %ld (intra-request)\n", threads);
+  std::printf("  kernels          %s\n", kernels.c_str());
   std::printf("  init             %.3f ms (load + verify %.3f ms, session create %.3f ms)\n", Ms(t2 - t0), Ms(t1 - t0),
               Ms(t2 - t1));
 

@@ -283,7 +283,7 @@ std::vector<int8_t> Int8Ref(const LinearData& l, const std::vector<int8_t>& x, s
 TEST_F(Dense, F32ChainMatchesLoops) {
   std::mt19937_64 rng(6);
   LinearData l1 = F32Linear("a", 13, 21, true, rng), l2 = F32Linear("b", 21, 5, false, rng);
-  auto chain = DenseChain::Create({&l1.spec, &l2.spec});
+  auto chain = DenseChain::Create({&l1.spec, &l2.spec}, DenseKernels::kAuto);
   ASSERT_TRUE(chain.ok()) << chain.status().ToString();
   EXPECT_EQ(chain.value()->in_features(), 13);
   EXPECT_EQ(chain.value()->out_features(), 5);
@@ -320,7 +320,7 @@ TEST_F(Dense, Int8ChainMatchesIntegerReference) {
   LinearData l1 = Int8Linear("l1", 24, 40, true, p_in, p_h, rng);
   LinearData l2 = Int8Linear("l2", 40, 17, false, p_h, p_o, rng);  // chained: input params = l1's output
   LinearData l3 = Int8Linear("l3", 17, 9, false, p_in3, p_o3, rng);  // mismatch: dequantize + quantize
-  auto chain = DenseChain::Create({&l1.spec, &l2.spec, &l3.spec});
+  auto chain = DenseChain::Create({&l1.spec, &l2.spec, &l3.spec}, DenseKernels::kAuto);
   ASSERT_TRUE(chain.ok()) << chain.status().ToString();
   ChainScratch cs;
   for (size_t rows : {1, 5, 33}) {
@@ -349,7 +349,7 @@ TEST_F(Dense, Int8ChainMatchesIntegerReference) {
 TEST_F(Dense, Int8LayerWithoutChainNeighbours) {
   std::mt19937_64 rng(8);
   LinearData l = Int8Linear("solo", 16, 8, true, {0.03f, 0}, {0.02f, -128}, rng);
-  auto chain = DenseChain::Create({&l.spec});
+  auto chain = DenseChain::Create({&l.spec}, DenseKernels::kAuto);
   ASSERT_TRUE(chain.ok());
   ChainScratch cs;
   auto xv = Rand(4 * 16, rng, 3.f);

@@ -90,17 +90,8 @@ Status DenseLayer::RunQs8(size_t, const int8_t*, int8_t*, pthreadpool_t) {
   return Internal("layer '" + spec_.name + "' is F32: no int8 entry point");
 }
 
-// DTRN_KERNELS=xnnpack in the environment keeps every layer on XNNPACK (A/B timing).
-static bool CustomKernelsAllowed() {
-  static const bool allowed = [] {
-    const char* v = std::getenv("DTRN_KERNELS");
-    return v == nullptr || std::strcmp(v, "xnnpack") != 0;
-  }();
-  return allowed;
-}
-
-Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec) {
-  if (spec.precision == Precision::kInt8 && CustomKernelsAllowed() && VnniAvailable()) return CreateVnniQc8Layer(spec);
+Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, DenseKernels kernels) {
+  if (spec.precision == Precision::kInt8 && kernels == DenseKernels::kAuto && VnniAvailable()) return CreateVnniQc8Layer(spec);
   return CreateXnnpackDenseLayer(spec);
 }
 
@@ -149,11 +140,11 @@ Status Converter::Dequantize(size_t rows, const int8_t* in, float* out, pthreadp
   return Status::Ok();
 }
 
-Result<std::unique_ptr<DenseChain>> DenseChain::Create(const std::vector<const LinearSpec*>& specs) {
+Result<std::unique_ptr<DenseChain>> DenseChain::Create(const std::vector<const LinearSpec*>& specs, DenseKernels kernels) {
   if (specs.empty()) return Internal("empty dense chain");
   std::unique_ptr<DenseChain> chain(new DenseChain());
   for (const LinearSpec* s : specs) {
-    DTRN_ASSIGN_OR_RETURN(auto layer, CreateDenseLayer(*s));
+    DTRN_ASSIGN_OR_RETURN(auto layer, CreateDenseLayer(*s, kernels));
     chain->layers_.push_back(std::move(layer));
   }
   const size_t n = chain->layers_.size();

@@ -83,8 +83,8 @@ class DenseLayer {
 };
 
 // The implementation for `spec` (weights are packed here, once): INT8 layers on the
-// VNNI kernel where the CPU has it (unless DTRN_KERNELS=xnnpack), else XNNPACK.
-Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec);
+// VNNI kernel where the CPU has it (unless kernels == kXnnpack), else XNNPACK.
+Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, DenseKernels kernels);
 // Always XNNPACK (f32 fully-connected / qc8 1x1 convolution).
 Result<std::unique_ptr<DenseLayer>> CreateXnnpackDenseLayer(const LinearSpec& spec);
 
@@ -112,7 +112,7 @@ struct ChainScratch {
 // whose params match, activations stay int8; elsewhere they are converted.
 class DenseChain {
  public:
-  static Result<std::unique_ptr<DenseChain>> Create(const std::vector<const LinearSpec*>& layers);
+  static Result<std::unique_ptr<DenseChain>> Create(const std::vector<const LinearSpec*>& layers, DenseKernels kernels);
   // in: [rows, in_features] (XNN_EXTRA_BYTES readable after it); out: [rows, out_features].
   // The observer sees every F32 layer's input and output.
   Status Run(size_t rows, const float* in, float* out, ChainScratch* scratch, pthreadpool_t pool,

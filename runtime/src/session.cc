@@ -131,17 +131,17 @@ Status Session::Impl::Init() {
   dense_proj.resize(F);
   for (size_t i = 0; i < F; ++i)
     if (m.fields[i].kind == FieldKind::kDense) {
-      DTRN_ASSIGN_OR_RETURN(dense_proj[i], DenseChain::Create({&m.field_specs[i].projection}));
+      DTRN_ASSIGN_OR_RETURN(dense_proj[i], DenseChain::Create({&m.field_specs[i].projection}, opts.kernels));
     }
   for (const BlockSpec& bs : m.tim_blocks) {
     BlockOps ops;
-    DTRN_ASSIGN_OR_RETURN(ops.in, DenseChain::Create({&bs.attn_in}));
-    DTRN_ASSIGN_OR_RETURN(ops.out, DenseChain::Create({&bs.attn_out}));
-    DTRN_ASSIGN_OR_RETURN(ops.ffn, DenseChain::Create({&bs.ffn1, &bs.ffn2}));
+    DTRN_ASSIGN_OR_RETURN(ops.in, DenseChain::Create({&bs.attn_in}, opts.kernels));
+    DTRN_ASSIGN_OR_RETURN(ops.out, DenseChain::Create({&bs.attn_out}, opts.kernels));
+    DTRN_ASSIGN_OR_RETURN(ops.ffn, DenseChain::Create({&bs.ffn1, &bs.ffn2}, opts.kernels));
     block_ops.push_back(std::move(ops));
   }
   if (m.pooling == Pooling::kTarget) {
-    DTRN_ASSIGN_OR_RETURN(query, DenseChain::Create({&m.query}));
+    DTRN_ASSIGN_OR_RETURN(query, DenseChain::Create({&m.query}, opts.kernels));
   }
   auto ptrs = [](const std::vector<LinearSpec>& layers) {
     std::vector<const LinearSpec*> p;
@@ -158,7 +158,7 @@ Status Session::Impl::Init() {
   n_uc = Fu + Fc;
   D_rest = (n - n_uc) * d;
   for (const TrmSpec& t : m.trm) {
-    DTRN_ASSIGN_OR_RETURN(auto c, DenseChain::Create({&t.fc1, &t.fc2}));
+    DTRN_ASSIGN_OR_RETURN(auto c, DenseChain::Create({&t.fc1, &t.fc2}, opts.kernels));
     trm.push_back(std::move(c));
   }
   for (const auto& e : m.experts) {
@@ -174,7 +174,7 @@ Status Session::Impl::Init() {
     if (m.mtl == Mtl::kTowers) {
       DTRN_ASSIGN_OR_RETURN(h, MakeHeadMlp(ptrs(t)));
     } else {  // input o_k, not r_k: no rewrite
-      DTRN_ASSIGN_OR_RETURN(h.full, DenseChain::Create(ptrs(t)));
+      DTRN_ASSIGN_OR_RETURN(h.full, DenseChain::Create(ptrs(t), opts.kernels));
     }
     towers.push_back(std::move(h));
   }
@@ -187,12 +187,12 @@ Result<Session::Impl::HeadMlp> Session::Impl::MakeHeadMlp(const std::vector<cons
   HeadMlp h;
   if (opts.observer != nullptr || n_uc == 0 || layers[0]->precision != Precision::kF32) {
     need_full_r = true;
-    DTRN_ASSIGN_OR_RETURN(h.full, DenseChain::Create(layers));
+    DTRN_ASSIGN_OR_RETURN(h.full, DenseChain::Create(layers, opts.kernels));
     return h;
   }
-  DTRN_ASSIGN_OR_RETURN(h.split, SplitDense::Create(*layers[0], static_cast<int>(d), is_uc, uc_slot));
+  DTRN_ASSIGN_OR_RETURN(h.split, SplitDense::Create(*layers[0], static_cast<int>(d), is_uc, uc_slot, opts.kernels));
   if (layers.size() > 1) {
-    DTRN_ASSIGN_OR_RETURN(h.rest, DenseChain::Create({layers.begin() + 1, layers.end()}));
+    DTRN_ASSIGN_OR_RETURN(h.rest, DenseChain::Create({layers.begin() + 1, layers.end()}, opts.kernels));
   }
   return h;
 }

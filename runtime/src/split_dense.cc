@@ -9,7 +9,7 @@ namespace dtrn {
 SplitDense::~SplitDense() = default;
 
 Result<std::unique_ptr<SplitDense>> SplitDense::Create(const LinearSpec& spec, int d, const std::vector<bool>& is_uc,
-                                                       const std::vector<int>& uc_slot) {
+                                                       const std::vector<int>& uc_slot, DenseKernels kernels) {
   if (spec.precision != Precision::kF32) return Internal("SplitDense: layer '" + spec.name + "' is not F32");
   const int n = static_cast<int>(is_uc.size());
   if (spec.in != n * d) return Internal("SplitDense: layer '" + spec.name + "' input is not n * d");
@@ -38,7 +38,7 @@ Result<std::unique_ptr<SplitDense>> SplitDense::Create(const LinearSpec& spec, i
   s->rest_spec_.in = s->rest_width_;
   s->rest_spec_.relu = false;
   s->rest_spec_.weight_f32 = s->rest_weight_.data();
-  DTRN_ASSIGN_OR_RETURN(s->rest_, CreateDenseLayer(s->rest_spec_));
+  DTRN_ASSIGN_OR_RETURN(s->rest_, CreateDenseLayer(s->rest_spec_, kernels));
   s->rest_weight_.clear();
   s->rest_weight_.shrink_to_fit();
   s->p_.assign(static_cast<size_t>(s->n_uc_) * out, 0.f);

@@ -18,7 +18,7 @@ class SplitDense {
   // is_uc[i], i < n: field i of r_k is a user/context field (constant per request);
   // uc_slot[i]: its row in the per-request embedding block.
   static Result<std::unique_ptr<SplitDense>> Create(const LinearSpec& spec, int d, const std::vector<bool>& is_uc,
-                                                    const std::vector<int>& uc_slot);
+                                                    const std::vector<int>& uc_slot, DenseKernels kernels);
   ~SplitDense();
   // uc: [n_uc, d] user/context embeddings by uc slot.
   void PrepareRequest(const float* uc);

@@ -116,12 +116,19 @@ class ActivationObserver {
                        const float* output, size_t out_features) = 0;
 };
 
+// Which dense-layer kernels a session may use.
+enum class DenseKernels {
+  kAuto = 0,     // specialised int8 kernels (x86 AVX-512 VNNI) where the CPU has them, else XNNPACK
+  kXnnpack = 1,  // XNNPACK only (for A/B timing and debugging); results are identical
+};
+
 struct SessionOptions {
   int threads = 1;                          // intra-request threads (pthreadpool); 1 = caller's thread only
   // f32 layers only; slows scoring. With an observer every head layer runs whole (the
   // per-request split of the first expert/gate/tower layer is off), so Observe sees
   // exactly each Linear's full input and output.
   ActivationObserver* observer = nullptr;
+  DenseKernels kernels = DenseKernels::kAuto;
 };
 
 // Per-thread scoring state: XNNPACK operators, scratch memory. Not thread-safe;
