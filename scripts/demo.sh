@@ -20,6 +20,9 @@ echo "== Score one request (the first of $EX/requests.jsonl), top 10 by fused sc
 head -1 $EX/requests.jsonl > "$OUT/one-request.jsonl"
 "$B/runtime/dtrn-run" --model "$OUT/small-int8.dtrn" --requests "$OUT/one-request.jsonl" --output "$OUT/one-scores.jsonl" --top 10
 
+echo "== The same request through the C API (examples/score_c.c)"
+"$B/examples/dtrn-c-example" "$OUT/small-int8.dtrn" "$OUT/one-request.jsonl" 5
+
 echo "== Score every example request (f32 and int8), AUC against the labels"
 "$B/runtime/dtrn-run" --model "$OUT/small-f32.dtrn" --requests $EX/requests.jsonl --output "$OUT/f32-scores.jsonl"
 "$B/runtime/dtrn-run" --model "$OUT/small-int8.dtrn" --requests $EX/requests.jsonl --output "$OUT/int8-scores.jsonl"
