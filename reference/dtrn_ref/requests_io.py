@@ -383,19 +383,9 @@ def write_scores(path, ids, probs, logits, weights=None):
         weights = [None] * len(ids)
     if not (len(ids) == len(probs) == len(logits) == len(weights)):
         raise ValueError("write_scores: ids, probs, logits and weights differ in length")
-    path = os.fspath(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rid, p, lg, w in zip(ids, probs, logits, weights):
-                fh.write(scores_line(rid, p, lg, w) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .checkpoint import atomic_write  # late: checkpoint imports the model, which this module does not need
+    text = "".join(scores_line(rid, p, lg, w) + "\n" for rid, p, lg, w in zip(ids, probs, logits, weights))
+    atomic_write(path, text.encode("utf-8"))
 
 
 def split_by_request(t, batch):
