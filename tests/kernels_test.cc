@@ -396,6 +396,61 @@ TEST_F(Dense, VnniMatchesXnnpackBitForBit) {
   }
 }
 
+// The f32-output entry (the int8 split of a head's first layer): the int32 accumulator,
+// bias included, times s_in·s_w[o], plus the per-row update Σ_u a[r, u]·P[u, o], then
+// relu when asked; compared with a plain loop.
+TEST_F(Dense, VnniF32OutputMatchesLoop) {
+  if (!VnniAvailable()) GTEST_SKIP() << "CPU without AVX-512 VNNI";
+  std::mt19937_64 rng(11);
+  struct Shape {
+    int in, out, n_add;
+    bool relu;
+    QuantParams ip;
+  };
+  for (const Shape& sh : {Shape{13, 7, 0, false, {0.05f, 3}}, Shape{224, 256, 6, true, {0.031f, 17}},
+                          Shape{64, 33, 2, false, {0.02f, -128}}, Shape{7, 1, 1, true, {0.1f, -7}}}) {
+    LinearData l = Int8Linear("f", sh.in, sh.out, /*relu*/ !sh.relu, sh.ip, {0.5f, -128}, rng);  // spec flag ignored
+    auto vnni = CreateVnniQc8Layer(l.spec);
+    ASSERT_TRUE(vnni.ok()) << vnni.status().ToString();
+    ASSERT_TRUE(vnni.value()->supports_f32_output());
+    const size_t ldp = sh.out + 3;
+    std::vector<float> pm = Rand(sh.n_add * ldp + 1, rng, 2.f);
+    for (size_t rows : {1, 3, 4, 5, 37}) {
+      Buffer<int8_t> x;
+      int8_t* xp = x.Reserve(rows * sh.in);
+      for (size_t i = 0; i < rows * sh.in; ++i) xp[i] = static_cast<int8_t>(rng() % 256);
+      const size_t lda = sh.n_add + 1;
+      std::vector<float> a = Rand(rows * lda + 1, rng, 2.f);
+      DenseLayer::RowUpdate add;
+      add.a = a.data(), add.lda = lda, add.p = pm.data(), add.ldp = ldp, add.n = sh.n_add;
+      std::vector<float> y(rows * sh.out + 16, 99.f);
+      ASSERT_TRUE(vnni.value()->RunQs8ToF32(rows, xp, add, sh.relu, y.data(), nullptr).ok());
+      int zeros = 0;
+      for (size_t r = 0; r < rows; ++r)
+        for (int o = 0; o < sh.out; ++o) {
+          int32_t acc = l.bq[o];
+          for (int i = 0; i < sh.in; ++i) acc += (xp[r * sh.in + i] - sh.ip.zero_point) * l.wq[o * sh.in + i];
+          double want = static_cast<float>(acc) * (sh.ip.scale * l.ws[o]);
+          for (int u = 0; u < sh.n_add; ++u) want += double(a[r * lda + u]) * pm[u * ldp + o];
+          if (sh.relu) want = std::max(0.0, want);
+          zeros += want == 0;
+          EXPECT_NEAR(y[r * sh.out + o], want, 1e-5 * (1 + std::fabs(want)))
+              << sh.in << "->" << sh.out << " row " << r << " out " << o;
+        }
+      if (sh.relu && rows * sh.out > 100) EXPECT_GT(zeros, 0);  // relu really clamped something
+      for (size_t i = rows * sh.out; i < y.size(); ++i) EXPECT_EQ(y[i], 99.f);  // nothing written past the end
+    }
+  }
+  // XNNPACK layers have no such entry: it says so instead of computing something else.
+  LinearData l = Int8Linear("x", 8, 4, false, {0.1f, 0}, {0.1f, 0}, rng);
+  auto xnn = CreateXnnpackDenseLayer(l.spec);
+  ASSERT_TRUE(xnn.ok());
+  EXPECT_FALSE(xnn.value()->supports_f32_output());
+  Buffer<int8_t> x;
+  std::vector<float> y(4);
+  EXPECT_FALSE(xnn.value()->RunQs8ToF32(1, x.Reserve(8), {}, false, y.data(), nullptr).ok());
+}
+
 TEST(BufferTest, GrowsAndPads) {
   Buffer<float> b;
   EXPECT_EQ(b.data(), nullptr);

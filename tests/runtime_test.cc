@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "dense_vnni.h"
 #include "model_builder.h"
 #include "test_util.h"
 
@@ -653,6 +654,54 @@ TEST(Execution, ObserverSeesEveryF32Linear) {
   EXPECT_EQ(rec.calls["experts.0.0"].in, 80u);    // n * d = (7 + 3) * 8
   EXPECT_EQ(rec.calls["tim.blocks.0.attn.in_proj"].rows, 3u);  // block 0: shared by the tasks
   EXPECT_EQ(rec.calls["tim.blocks.1.attn.in_proj"].rows, 6u);  // later blocks: per task
+}
+
+// int8 heads: with kAuto on a VNNI CPU the first expert/gate (towers: tower) layer runs
+// split per request (int8 rest columns, f32 user/context products); kXnnpack runs it
+// whole. Same model, same requests: they differ only by the rounding of that layer, and
+// the split is as close to the f32 model (same float weights) as the whole layer is.
+TEST(Execution, Int8SplitFirstLayerMatchesWholeLayer) {
+  if (!VnniAvailable()) GTEST_SKIP() << "CPU without AVX-512 VNNI: int8 layers always run whole";
+  auto variants = Variants();
+  TestModelConfig towers8;
+  towers8.mtl = fb::Mtl::Towers;
+  towers8.int8_head = true;
+  variants.push_back({"towers_int8", towers8});
+  for (const auto& [name, cfg] : variants) {
+    if (!cfg.int8_head) continue;
+    SCOPED_TRACE(name);
+    auto model = MustLoad(BuildTestModel(cfg));
+    SessionOptions whole_opts;
+    whole_opts.kernels = DenseKernels::kXnnpack;
+    TestModelConfig f32_cfg = cfg;
+    f32_cfg.int8_head = false;
+    auto f32_model = MustLoad(BuildTestModel(f32_cfg));
+    auto split = MustSession(model), whole = MustSession(model, whole_opts), f32 = MustSession(f32_model);
+    std::mt19937_64 rng(19);
+    double worst = 0, sum = 0, split_err = 0, whole_err = 0;
+    size_t count = 0;
+    bool differs = false;
+    for (int i = 0; i < 20; ++i) {
+      Request r = RandomRequest(*model, rng, 1 + rng() % 40, 8);
+      Scores a = MustScore(*split, r), b = MustScore(*whole, r), f = MustScore(*f32, r);
+      ASSERT_EQ(a.probabilities.size(), b.probabilities.size());
+      differs |= !SameBits(a, b);
+      for (size_t j = 0; j < a.probabilities.size(); ++j) {
+        double dp = std::fabs(double(a.probabilities[j]) - b.probabilities[j]);
+        worst = std::max(worst, dp);
+        sum += dp;
+        split_err += std::fabs(double(a.probabilities[j]) - f.probabilities[j]);
+        whole_err += std::fabs(double(b.probabilities[j]) - f.probabilities[j]);
+        ++count;
+      }
+    }
+    EXPECT_TRUE(differs);  // the split path really ran
+    EXPECT_LE(worst, 0.06);
+    EXPECT_LE(sum / count, 0.01);
+    EXPECT_LE(split_err, 1.25 * whole_err);
+    std::printf("[ %s ] split vs whole int8: max |dp| = %.3g, mean |dp| = %.3g; mean |dp| to f32: split %.3g, whole %.3g\n",
+                name.c_str(), worst, sum / count, split_err / count, whole_err / count);
+  }
 }
 
 TEST(Execution, EmptySequencesGiveZeroInterest) {

@@ -10,8 +10,9 @@ target="task0" every event of the config's first task (each click, repeats inclu
 target becomes one request, in time order:
 - sequences: the user's events strictly before the target's timestamp, per behaviour type, the
   most recent L (events in the same second are not "before": their order is unknown);
-- candidates: the target item and `negatives` items drawn from the log's events (so by
-  popularity), in random order;
+- candidates: the target item and `negatives` items drawn from the log's events strictly before
+  the target (so by popularity as of then; never the target item), in random order; targets in
+  the log's first second are warm-up and make no request;
 - labels: task k is 1 for a candidate when the user has an event of task k with that item at or
   after the target's timestamp (the target itself counts for its own task);
 - split by the target's timestamp: the first `fractions[0]` of targets train, the next
@@ -173,7 +174,10 @@ def build_requests(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="f
             row[task_pos[k]] = t  # time-sorted within (user, kind): the final write is the latest
 
     tgt = _targets(ev, task_kind, target)
+    tgt = tgt[ev.ts[tgt] > ev.ts.min()]  # the log's first second is warm-up: nothing earlier to sample
     n = len(tgt)
+    if n == 0:
+        raise LogError(f"{ev.source}: no target events after the log's first second")
     ts_t = ev.ts[tgt]
     cut = [0]
     for fr in np.cumsum(fractions):
@@ -183,24 +187,33 @@ def build_requests(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="f
     cut.append(n)
     split_of = np.searchsorted(np.asarray(cut[1:]), np.arange(n), side="right").tolist()
 
-    pool = ev.item
-    neg = pool[rng.integers(len(pool), size=(n, negatives))]
-    tgt_items = ev.item[tgt]
+    # Negatives come from the events strictly before the target (popularity as of then): drawing
+    # from the whole log would make items that only appear later look like negatives in training.
+    by_time = np.lexsort((ev.line, ev.ts))
+    pool_items, pool_ts = ev.item[by_time], ev.ts[by_time]
+    pool_end = np.searchsorted(pool_ts, ts_t, side="left")[:, None]
+    tgt_items = ev.item[tgt][:, None]
+    neg = pool_items[(rng.random((n, negatives)) * pool_end).astype(np.int64)]
+    bad = neg == tgt_items
     for _ in range(100):  # a negative is never the target item itself
-        bad = neg == tgt_items[:, None]
         if not bad.any():
             break
-        neg[bad] = pool[rng.integers(len(pool), size=int(bad.sum()))]
-    cand = np.concatenate([tgt_items[:, None], neg], axis=1)
-    cand = np.take_along_axis(cand, rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1), axis=1)
+        rows = np.nonzero(bad)[0]
+        neg[bad] = pool_items[(rng.random(len(rows)) * pool_end[rows, 0]).astype(np.int64)]
+        bad = neg == tgt_items
+    cand = np.concatenate([tgt_items, neg], axis=1)
+    keep = np.concatenate([np.ones((n, 1), dtype=bool), ~bad], axis=1)  # a pool of only the target: fewer negatives
+    order = rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1)
+    cand, keep = np.take_along_axis(cand, order, axis=1), np.take_along_axis(keep, order, axis=1)
 
     has = {g: [f["name"] for f in C.fields(cfg, g)] for g in ("user", "context", "item")}
     with_cat = "category" in has["item"]
     no_labels = [0] * K
     out = {"train": [], "validation": [], "test": []}
     split_names = list(out)
-    for j, (e, items) in enumerate(zip(tgt.tolist(), cand.tolist())):
+    for j, (e, items, ok) in enumerate(zip(tgt.tolist(), cand.tolist(), keep.tolist())):
         u, t = int(ev.user[e]), int(ev.ts[e])
+        items = [it for it, k in zip(items, ok) if k]
         behaviors = {}
         for b, k in zip(cfg["behaviors"], beh_kind):
             a, z = slices.get((u, k), (0, 0))

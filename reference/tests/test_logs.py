@@ -11,7 +11,8 @@ HERE = os.path.dirname(__file__)
 DATA = "/work/shared/data/taobao-userbehavior"
 TAOBAO = os.path.join(HERE, "..", "configs", "taobao.json")
 
-# user, item, category, type, time: user 1 views items 10, 11, carts 10, buys 10; user 2 clicks twice.
+# user, item, category, type, time: user 1 views items 10, 11, carts 10, buys 10; user 2 clicks twice;
+# user 3's event in the log's first second is warm-up (no earlier item to draw negatives from).
 TINY = """1,10,100,pv,1000
 1,11,101,pv,1010
 2,20,200,pv,1010
@@ -23,6 +24,7 @@ TINY = """1,10,100,pv,1000
 1,14,101,pv,1040
 2,20,200,buy,1050
 1,11,101,pv,1060
+3,30,300,pv,900
 """
 
 
@@ -67,7 +69,10 @@ def check_requests(rows, splits, cfg, negatives):
             for b in cfg["behaviors"]:
                 assert r["behaviors"][b] == brute(rows, user, t, b, cfg["L"]), (r["id"], b)
             items = [c["item_id"] for c in r["candidates"]]
-            assert len(items) == negatives + 1 and target[1] in items
+            earlier = {x[1] for x in rows if x[4] < t}
+            assert target[1] in items and items.count(target[1]) == 1
+            assert all(i in earlier for i in items if i != target[1]), "negatives come from earlier events"
+            assert len(items) == negatives + 1 or earlier <= {target[1]}
             for c, lab in zip(r["candidates"], r["labels"]):
                 for k, task in enumerate(cfg["tasks"]):
                     want = any(x[0] == user and x[1] == c["item_id"] and x[3] == task and x[4] >= t for x in rows)
@@ -101,11 +106,21 @@ def test_tiny_log_sequences_labels_and_splits(tmp_path):
 
 
 def test_same_second_is_not_history(tmp_path):
-    path = write(tmp_path, "5,1,1,pv,100\n5,2,1,pv,100\n5,3,1,pv,101\n")
+    path = write(tmp_path, "9,9,1,pv,99\n5,1,1,pv,100\n5,2,1,pv,100\n5,3,1,pv,101\n")
     out = logs.load(path, small_cfg(), negatives=1, fractions=(1.0, 0.0))
     by_id = {r["id"]: r for r in out["train"]}
-    assert by_id["5-100-1"]["behaviors"]["click"] == [] and by_id["5-100-2"]["behaviors"]["click"] == []
-    assert by_id["5-101-3"]["behaviors"]["click"] == [1, 2]
+    assert "9-99-1" not in by_id  # first second: warm-up
+    assert by_id["5-100-2"]["behaviors"]["click"] == [] and by_id["5-100-3"]["behaviors"]["click"] == []
+    assert by_id["5-101-4"]["behaviors"]["click"] == [1, 2]
+    # negatives only from strictly earlier seconds: at t=100 only item 9 exists, at t=101 items 9, 1, 2
+    assert [c["item_id"] for c in by_id["5-100-2"]["candidates"] if c["item_id"] != 1] == [9]
+    assert by_id["5-101-4"]["candidates"][0]["item_id"] in (9, 1, 2, 3)
+
+
+def test_a_pool_of_only_the_target_gives_fewer_negatives(tmp_path):
+    path = write(tmp_path, "1,7,1,pv,10\n2,7,1,pv,11\n")
+    out = logs.load(path, small_cfg(), negatives=3, fractions=(1.0, 0.0))
+    assert [[c["item_id"] for c in r["candidates"]] for r in out["train"]] == [[7]]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -124,7 +139,7 @@ def test_malformed_rows_name_the_line(tmp_path, text, needle):
 
 def test_ignored_types_are_still_checked_and_dropped(tmp_path):
     ev = logs.read_log(write(tmp_path, TINY))
-    assert len(ev) == 10 and ev.names == ["cart", "click", "purchase"]  # the fav row is gone
+    assert len(ev) == 11 and ev.names == ["cart", "click", "purchase"]  # the fav row is gone
     with pytest.raises(logs.LogError, match="line 1: category_id"):
         logs.read_log(write(tmp_path, "1,2,c,fav,4\n", "b.csv"))
 
@@ -171,3 +186,11 @@ def test_taobao_2h_parses():
     ev = logs.read_log(os.path.join(DATA, "UserBehavior-2h.csv"))
     assert len(ev) == 110300 - 3383  # fav dropped by the default map
     assert len(np.unique(ev.user)) > 60000
+
+
+def test_config_without_hour(tmp_path):
+    cfg = load_config(os.path.join(HERE, "..", "configs", "taobao-2h.json"))
+    out = logs.load(write(tmp_path, TINY), cfg, negatives=1)
+    reqs = [r for v in out.values() for r in v]
+    assert reqs and all(r["context"] == {} for r in reqs)
+    assert collate(reqs, cfg).labels.shape == (2 * len(reqs), 3)

@@ -90,6 +90,10 @@ Status DenseLayer::RunQs8(size_t, const int8_t*, int8_t*, pthreadpool_t) {
   return Internal("layer '" + spec_.name + "' is F32: no int8 entry point");
 }
 
+Status DenseLayer::RunQs8ToF32(size_t, const int8_t*, const RowUpdate&, bool, float*, pthreadpool_t) {
+  return Internal("layer '" + spec_.name + "': no int8 -> f32 entry point on this kernel");
+}
+
 Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, DenseKernels kernels) {
   if (spec.precision == Precision::kInt8 && kernels == DenseKernels::kAuto && VnniAvailable()) return CreateVnniQc8Layer(spec);
   return CreateXnnpackDenseLayer(spec);

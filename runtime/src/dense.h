@@ -77,6 +77,19 @@ class DenseLayer {
   virtual Status RunF32(size_t rows, const float* in, float* out, pthreadpool_t pool);
   // INT8 layers: qs8 in (input params) -> qs8 out (output params), relu as a clamp.
   virtual Status RunQs8(size_t rows, const int8_t* in, int8_t* out, pthreadpool_t pool);
+  // INT8 layers whose kernel has it (supports_f32_output()): qs8 in (input params) ->
+  // f32 out[r, o] = s_in·s_w[o]·(bias[o] + Σ (x - zp_in)·w) + Σ_u add.a[r·lda + u]·add.p[u·ldp + o],
+  // then max(0, ·) if relu (the spec's relu flag is ignored here). No requantization.
+  struct RowUpdate {
+    const float* a = nullptr;  // [rows, lda]
+    size_t lda = 0;
+    const float* p = nullptr;  // [n, ldp]
+    size_t ldp = 0;
+    size_t n = 0;              // 0: no update
+  };
+  virtual bool supports_f32_output() const { return false; }
+  virtual Status RunQs8ToF32(size_t rows, const int8_t* in, const RowUpdate& add, bool relu, float* out,
+                             pthreadpool_t pool);
 
  protected:
   const LinearSpec& spec_;

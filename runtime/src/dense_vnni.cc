@@ -4,6 +4,8 @@
 // q = clamp(round_half_even(float(acc) · (s_in·s_w[o]/s_out)) + zp_out, lo, 127).
 // vpdpbusd multiplies unsigned by signed bytes: the input is flipped to x + 128 and the
 // bias absorbs -(128 + zp_in)·Σw.
+// RunQs8ToF32 (the per-request split of a head MLP's first layer) stops before the
+// requantization: y = float(acc) · (s_in·s_w[o]) + the caller's per-row update, relu.
 #include "dense_vnni.h"
 
 #if DTRN_HAVE_VNNI_KERNEL
@@ -12,6 +14,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 namespace dtrn {
 namespace {
@@ -23,15 +26,21 @@ struct Packed {
   int8_t* w = nullptr;    // [blocks][k4][16 channels][4 inputs]
   int32_t* bias = nullptr;  // [blocks * 16], zero-point and +128 corrections folded in
   float* scale = nullptr;   // [blocks * 16]
+  float* dq_scale = nullptr;  // [blocks * 16]: s_in·s_w[o] (f32 output)
   float lo = 0, hi = 0;     // output clamp minus the zero point
   int32_t zp = 0;
 };
 
+using RowUpdate = DenseLayer::RowUpdate;
+
 constexpr int kMR = 4;  // rows per tile
 constexpr int kNB = 4;  // 16-channel blocks per tile
 
-template <int MR, int NB>
-DTRN_VNNI_TARGET void Tile(const Packed& p, const int8_t* x, size_t ldx, size_t block0, int8_t* y, size_t ldy) {
+// OutT int8_t: requantized output; float: dequantized accumulators plus `add`, relu
+// (add.a points at the tile's first row).
+template <int MR, int NB, class OutT>
+DTRN_VNNI_TARGET void Tile(const Packed& p, const int8_t* x, size_t ldx, size_t block0, OutT* y, size_t ldy,
+                           const RowUpdate& add, bool relu) {
   __m512i acc[MR][NB];
   for (int b = 0; b < NB; ++b) {
     const __m512i bias = _mm512_loadu_si512(p.bias + (block0 + b) * 16);
@@ -50,6 +59,25 @@ DTRN_VNNI_TARGET void Tile(const Packed& p, const int8_t* x, size_t ldx, size_t 
       for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], u, wv[b]);
     }
   }
+  if constexpr (std::is_same_v<OutT, float>) {
+    for (int b = 0; b < NB; ++b) {
+      const size_t c0 = (block0 + b) * 16;
+      const __m512 scale = _mm512_loadu_ps(p.dq_scale + c0);
+      const size_t valid = p.out - c0 < 16 ? p.out - c0 : 16;
+      const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1u);
+      __m512 f[MR];
+      for (int r = 0; r < MR; ++r) f[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), scale);
+      for (size_t u = 0; u < add.n; ++u) {
+        const __m512 pv = _mm512_maskz_loadu_ps(mask, add.p + u * add.ldp + c0);
+        for (int r = 0; r < MR; ++r) f[r] = _mm512_fmadd_ps(_mm512_set1_ps(add.a[r * add.lda + u]), pv, f[r]);
+      }
+      for (int r = 0; r < MR; ++r) {
+        if (relu) f[r] = _mm512_max_ps(f[r], _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(y + r * ldy + c0, mask, f[r]);
+      }
+    }
+    return;
+  }
   const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
   const __m512i zp = _mm512_set1_epi32(p.zp);
   for (int b = 0; b < NB; ++b) {
@@ -61,42 +89,49 @@ DTRN_VNNI_TARGET void Tile(const Packed& p, const int8_t* x, size_t ldx, size_t 
       __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), scale);
       f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
       const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round half to even
-      _mm_mask_storeu_epi8(y + r * ldy + c0, mask, _mm512_cvtsepi32_epi8(q));
+      _mm_mask_storeu_epi8(reinterpret_cast<int8_t*>(y) + r * ldy + c0, mask, _mm512_cvtsepi32_epi8(q));
     }
   }
 }
 
-template <int MR>
-DTRN_VNNI_TARGET void Tiles(const Packed& p, const int8_t* x, size_t b0, size_t nb, int8_t* y) {
+template <int MR, class OutT>
+DTRN_VNNI_TARGET void Tiles(const Packed& p, const int8_t* x, size_t b0, size_t nb, OutT* y, const RowUpdate& add,
+                            bool relu) {
   switch (nb) {
-    case 4: Tile<MR, 4>(p, x, p.in, b0, y, p.out); break;
-    case 3: Tile<MR, 3>(p, x, p.in, b0, y, p.out); break;
-    case 2: Tile<MR, 2>(p, x, p.in, b0, y, p.out); break;
-    default: Tile<MR, 1>(p, x, p.in, b0, y, p.out); break;
+    case 4: Tile<MR, 4>(p, x, p.in, b0, y, p.out, add, relu); break;
+    case 3: Tile<MR, 3>(p, x, p.in, b0, y, p.out, add, relu); break;
+    case 2: Tile<MR, 2>(p, x, p.in, b0, y, p.out, add, relu); break;
+    default: Tile<MR, 1>(p, x, p.in, b0, y, p.out, add, relu); break;
   }
 }
 
+template <class OutT>
 struct Job {
   const Packed* p;
   const int8_t* x;
-  int8_t* y;
+  OutT* y;
   size_t rows;
+  RowUpdate add;  // f32 output only
+  bool relu;      // f32 output only
 };
 
 // One group of up to kNB 16-channel blocks over every row: the group's packed weights
 // (k4 x 64 x kNB bytes) stay in L1 while the row tiles stream past.
+template <class OutT>
 void RunGroup(void* ctx, size_t group) {
-  const Job& j = *static_cast<const Job*>(ctx);
+  const Job<OutT>& j = *static_cast<const Job<OutT>*>(ctx);
   const Packed& p = *j.p;
   const size_t b0 = group * kNB, nb = p.blocks - b0 < kNB ? p.blocks - b0 : kNB;
   for (size_t r0 = 0; r0 < j.rows; r0 += kMR) {
     const int8_t* x = j.x + r0 * p.in;
-    int8_t* y = j.y + r0 * p.out;
+    OutT* y = j.y + r0 * p.out;
+    RowUpdate add = j.add;
+    if (add.n > 0) add.a += r0 * add.lda;
     switch (j.rows - r0 < kMR ? j.rows - r0 : kMR) {
-      case 4: Tiles<4>(p, x, b0, nb, y); break;
-      case 3: Tiles<3>(p, x, b0, nb, y); break;
-      case 2: Tiles<2>(p, x, b0, nb, y); break;
-      default: Tiles<1>(p, x, b0, nb, y); break;
+      case 4: Tiles<4>(p, x, b0, nb, y, add, j.relu); break;
+      case 3: Tiles<3>(p, x, b0, nb, y, add, j.relu); break;
+      case 2: Tiles<2>(p, x, b0, nb, y, add, j.relu); break;
+      default: Tiles<1>(p, x, b0, nb, y, add, j.relu); break;
     }
   }
 }
@@ -108,6 +143,7 @@ class VnniQc8Layer : public DenseLayer {
     std::free(p_.w);
     std::free(p_.bias);
     std::free(p_.scale);
+    std::free(p_.dq_scale);
   }
   Status Init() {
     const size_t in = spec_.in, out = spec_.out;
@@ -119,10 +155,12 @@ class VnniQc8Layer : public DenseLayer {
     p_.w = static_cast<int8_t*>(std::aligned_alloc(64, wbytes));
     p_.bias = static_cast<int32_t*>(std::aligned_alloc(64, cbytes));
     p_.scale = static_cast<float*>(std::aligned_alloc(64, cbytes));
-    if (!p_.w || !p_.bias || !p_.scale) throw std::bad_alloc();
+    p_.dq_scale = static_cast<float*>(std::aligned_alloc(64, cbytes));
+    if (!p_.w || !p_.bias || !p_.scale || !p_.dq_scale) throw std::bad_alloc();
     std::memset(p_.w, 0, wbytes);
     std::memset(p_.bias, 0, cbytes);
     std::memset(p_.scale, 0, cbytes);
+    std::memset(p_.dq_scale, 0, cbytes);
     for (size_t o = 0; o < out; ++o) {
       const size_t blk = o / 16, lane = o % 16;
       int64_t wsum = 0;
@@ -136,6 +174,7 @@ class VnniQc8Layer : public DenseLayer {
       p_.bias[o] = static_cast<int32_t>(b);
       // Evaluated exactly as XNNPACK does (float, left to right).
       p_.scale[o] = spec_.input_scale * spec_.weight_scale[o] / spec_.output_scale;
+      p_.dq_scale[o] = spec_.input_scale * spec_.weight_scale[o];
     }
     const int32_t out_min = spec_.relu ? spec_.output_zero_point : -128;
     p_.lo = static_cast<float>(out_min - spec_.output_zero_point);
@@ -144,17 +183,27 @@ class VnniQc8Layer : public DenseLayer {
     return Status::Ok();
   }
   Status RunQs8(size_t rows, const int8_t* in, int8_t* out, pthreadpool_t pool) override {
-    Job job{&p_, in, out, rows};
-    const size_t groups = (p_.blocks + kNB - 1) / kNB;
-    if (pool != nullptr && groups > 1) {
-      pthreadpool_parallelize_1d(pool, RunGroup, &job, groups, 0);
-    } else {
-      for (size_t g = 0; g < groups; ++g) RunGroup(&job, g);
-    }
+    Run(rows, in, out, RowUpdate{}, false, pool);
+    return Status::Ok();
+  }
+  bool supports_f32_output() const override { return true; }
+  Status RunQs8ToF32(size_t rows, const int8_t* in, const RowUpdate& add, bool relu, float* out,
+                     pthreadpool_t pool) override {
+    Run(rows, in, out, add, relu, pool);
     return Status::Ok();
   }
 
  private:
+  template <class OutT>
+  void Run(size_t rows, const int8_t* in, OutT* out, const RowUpdate& add, bool relu, pthreadpool_t pool) {
+    Job<OutT> job{&p_, in, out, rows, add, relu};
+    const size_t groups = (p_.blocks + kNB - 1) / kNB;
+    if (pool != nullptr && groups > 1) {
+      pthreadpool_parallelize_1d(pool, RunGroup<OutT>, &job, groups, 0);
+    } else {
+      for (size_t g = 0; g < groups; ++g) RunGroup<OutT>(&job, g);
+    }
+  }
   Packed p_;
 };
 

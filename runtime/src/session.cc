@@ -44,7 +44,8 @@ struct Session::Impl {
   Status RunHead(size_t N, Scores* out);
 
   // A head MLP on r_k rows [row0, row0 + rows) of the K x N stack: its first layer split
-  // (the exact rewrite) when it is F32 and no observer watches, else the whole chain on r.
+  // (the exact rewrite) when SplitDense supports it and no observer watches, else the
+  // whole chain on r.
   struct HeadMlp {
     std::unique_ptr<SplitDense> split;
     std::unique_ptr<DenseChain> rest;  // layers after the split one (may be empty)
@@ -185,7 +186,7 @@ Status Session::Impl::Init() {
 
 Result<Session::Impl::HeadMlp> Session::Impl::MakeHeadMlp(const std::vector<const LinearSpec*>& layers) {
   HeadMlp h;
-  if (opts.observer != nullptr || n_uc == 0 || layers[0]->precision != Precision::kF32) {
+  if (opts.observer != nullptr || n_uc == 0 || !SplitDense::Supports(*layers[0], opts.kernels)) {
     need_full_r = true;
     DTRN_ASSIGN_OR_RETURN(h.full, DenseChain::Create(layers, opts.kernels));
     return h;

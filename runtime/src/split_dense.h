@@ -3,7 +3,11 @@
 //   W · r_k + c = c + W_rest · r_rest + Σ_{i ∈ user, context} a_i · (W_i · x_i),
 // and W_i · x_i depends on the request only. Prepare computes those products once;
 // per candidate only the item and interest columns (r_rest) go through the GEMM.
-// F32 layers only (XNNPACK's int8 operators requantize inside, before the sum).
+// F32 layers on XNNPACK. INT8 layers where the kernel outputs dequantized accumulators
+// (VNNI): r_rest is quantized with the layer's input params, the int8 product over the
+// rest columns (bias included) is dequantized in the kernel's epilogue, which also adds
+// Σ a_i·P_i and applies relu; P_i = W_i · x_i uses the dequantized weights s_w[o]·q. The output is f32 after relu; a following int8 layer
+// quantizes it with its input params (= this layer's output params).
 #pragma once
 
 #include <memory>
@@ -15,6 +19,8 @@ namespace dtrn {
 
 class SplitDense {
  public:
+  // Whether Create accepts `spec` with these kernels (else run the layer whole).
+  static bool Supports(const LinearSpec& spec, DenseKernels kernels);
   // is_uc[i], i < n: field i of r_k is a user/context field (constant per request);
   // uc_slot[i]: its row in the per-request embedding block.
   static Result<std::unique_ptr<SplitDense>> Create(const LinearSpec& spec, int d, const std::vector<bool>& is_uc,
@@ -37,6 +43,10 @@ class SplitDense {
   std::unique_ptr<DenseLayer> rest_;  // W_rest with bias, no relu (applied after the sum)
   LinearSpec rest_spec_;
   std::vector<float> rest_weight_;
+  // INT8 only.
+  std::vector<int8_t> uc_weight_;  // [n_uc * d, out]: W_iᵀ by uc slot (int8: a quarter of the bytes to stream)
+  std::unique_ptr<Converter> quantize_;  // r_rest -> qs8 with the layer's input params
+  Buffer<int8_t> rest_q_;
 };
 
 }  // namespace dtrn

@@ -119,7 +119,10 @@ class ActivationObserver {
 // Which dense-layer kernels a session may use.
 enum class DenseKernels {
   kAuto = 0,     // specialised int8 kernels (x86 AVX-512 VNNI) where the CPU has them, else XNNPACK
-  kXnnpack = 1,  // XNNPACK only (for A/B timing and debugging); results are identical
+  // XNNPACK only (for A/B timing and debugging). Same results, except that kAuto also
+  // splits INT8 first head layers per request (the spec's exact rewrite, f32 sums), so
+  // int8 models differ by rounding only.
+  kXnnpack = 1,
 };
 
 struct SessionOptions {
