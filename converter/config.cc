@@ -297,13 +297,5 @@ const char* MtlName(MtlKind m) {
 
 const char* PoolingName(PoolingKind p) { return p == PoolingKind::kTarget ? "target" : "mean"; }
 
-const char* GroupName(FieldGroup g) {
-  switch (g) {
-    case FieldGroup::kUser: return "user";
-    case FieldGroup::kContext: return "context";
-    case FieldGroup::kItem: return "item";
-  }
-  return "?";
-}
 
 }  // namespace dtrn::convert

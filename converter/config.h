@@ -60,6 +60,5 @@ Result<ModelConfig> ParseConfig(const std::string& json_text);
 
 const char* MtlName(MtlKind m);
 const char* PoolingName(PoolingKind p);
-const char* GroupName(FieldGroup g);
 
 }  // namespace dtrn::convert

@@ -14,21 +14,13 @@
 #include "dtrn/dtrn_generated.h"
 #include "dtrn/runtime.h"
 #include "dtrn_writer.h"
+#include "strfmt.h"
 
 namespace dtrn::convert {
 namespace {
 
 namespace f = dtrn::fb;
 
-std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string Fmt(const char* fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return buf;
-}
 
 std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string("(none)"); }
 

@@ -8,19 +8,10 @@
 
 #include "dtrn_writer.h"
 #include "linear_sim.h"
+#include "strfmt.h"
 
 namespace dtrn::convert {
 namespace {
-
-std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string Fmt(const char* fmt, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return buf;
-}
 
 struct LayerParams {
   bool ok = false;

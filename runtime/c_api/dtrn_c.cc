@@ -82,14 +82,6 @@ int Guard(dtrn_error_t* err, F&& body) {
   }
 }
 
-const char* GroupName(FieldGroup g) {
-  switch (g) {
-    case FieldGroup::kUser: return "user";
-    case FieldGroup::kContext: return "context";
-    case FieldGroup::kItem: return "item";
-  }
-  return "?";
-}
 
 }  // namespace
 
@@ -144,7 +136,7 @@ int FindField(const dtrn_request_t* r, const char* field, bool item, FieldKind k
   const Layout::Slot& s = it->second;
   const bool is_item = s.group == FieldGroup::kItem;
   if (is_item != item)
-    return Invalid(err, std::string("field '") + field + "' is " + (is_item ? "an " : "a ") + GroupName(s.group) +
+    return Invalid(err, std::string("field '") + field + "' is " + (is_item ? "an " : "a ") + FieldGroupName(s.group) +
                             " field: use " +
                             (is_item ? "dtrn_request_set_candidate_" : "dtrn_request_set_") +
                             (s.info->kind == FieldKind::kSparse ? "sparse" : "dense"));
@@ -391,7 +383,7 @@ int dtrn_request_set_dense(dtrn_request_t* r, const char* field, const float* va
     if (!r) return Invalid(err, "request is NULL");
     const Layout::Slot* slot = nullptr;
     if (int rc = FindField(r, field, false, FieldKind::kDense, &slot, err)) return rc;
-    if (int rc = CheckDense(*slot->info, std::string(GroupName(slot->group)) + "." + field, values, count, err))
+    if (int rc = CheckDense(*slot->info, std::string(FieldGroupName(slot->group)) + "." + field, values, count, err))
       return rc;
     auto& dst = slot->group == FieldGroup::kUser ? r->request.user : r->request.context;
     auto& set = slot->group == FieldGroup::kUser ? r->user_set : r->context_set;

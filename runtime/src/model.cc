@@ -94,4 +94,13 @@ size_t Model::file_size() const { return impl_->size; }
 const fb::Model* Model::flatbuffer() const { return impl_->fbm; }
 const uint8_t* Model::segment() const { return impl_->segment; }
 
+const char* FieldGroupName(FieldGroup group) {
+  switch (group) {
+    case FieldGroup::kUser: return "user";
+    case FieldGroup::kContext: return "context";
+    case FieldGroup::kItem: return "item";
+  }
+  return "?";
+}
+
 }  // namespace dtrn

@@ -25,6 +25,8 @@ struct Linear;
 }  // namespace fb
 
 enum class FieldGroup { kUser = 0, kContext = 1, kItem = 2 };
+// "user", "context", "item": the group's key in a request.
+const char* FieldGroupName(FieldGroup group);
 enum class FieldKind { kSparse = 0, kDense = 1 };
 
 struct FieldInfo {
