@@ -129,9 +129,11 @@ def load_config(src):
             except OSError as e:
                 raise ConfigError(f"cannot read config '{where}': {e.strerror}") from None
         try:
-            raw = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+            raw = loads_strict(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"config '{where}': invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        except ValueError as e:
+            raise ConfigError(f"config '{where}': {e}") from None
     return _validate(raw)
 
 
@@ -139,13 +141,18 @@ def _no_duplicates(pairs):
     out = {}
     for k, v in pairs:
         if k in out:
-            raise ConfigError(f"config key '{k}': appears twice in one object")
+            raise ValueError(f"key '{k}': appears twice in one object")
         out[k] = v
     return out
 
 
 def _no_constant(name):
-    raise ConfigError(f"config: {name} is not a valid JSON number")
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict(text):
+    """json.loads that rejects NaN/Infinity literals and duplicate keys (configs and requests alike)."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
 
 
 def _validate(raw):

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from .config import fields as cfg_fields, item_table, tables
+from .config import fields as cfg_fields, item_table, loads_strict, tables
 from .hashing import INT64_MAX, INT64_MIN, IdError, id_to_row, ids_to_rows
 
 REQUEST_KEYS = ("id", "user", "context", "behaviors", "candidates", "labels", "weights")
@@ -69,24 +69,6 @@ class Batch:
 
 
 # ---- parsing ----------------------------------------------------------------------------------
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"key '{k}' appears twice in one object")
-        out[k] = v
-    return out
-
-
-def loads_strict(text):
-    """json.loads that rejects NaN/Infinity literals and duplicate keys."""
-    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
-
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
