@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "dtrn/io/requests.h"
 #include "dtrn/runtime.h"
-#include "request_json.h"
 
 namespace {
 
@@ -146,21 +146,29 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) return Fail(a + " needs a value\n" + kUsage);
     const char* v = argv[++i];
     bool ok = true;
-    if (a == "--model") model_path = v;
-    else if (a == "--requests") requests_path = v;
-    else if (a == "--json") json_path = v;
-    else if (a == "--warmup") ok = ParseCount(v, 0, &warmup);
-    else if (a == "--runs") ok = ParseCount(v, 1, &runs);
-    else if (a == "--threads") ok = ParseCount(v, 1, &threads);
-    else if (a == "--candidates") ok = ParseCount(v, 1, &candidates);
+    if (a == "--model")
+      model_path = v;
+    else if (a == "--requests")
+      requests_path = v;
+    else if (a == "--json")
+      json_path = v;
+    else if (a == "--warmup")
+      ok = ParseCount(v, 0, &warmup);
+    else if (a == "--runs")
+      ok = ParseCount(v, 1, &runs);
+    else if (a == "--threads")
+      ok = ParseCount(v, 1, &threads);
+    else if (a == "--candidates")
+      ok = ParseCount(v, 1, &candidates);
     else if (a == "--kernels") {
       kernels = v;
       ok = kernels == "auto" || kernels == "xnnpack";
-    }
-    else return Fail("unknown option " + a + "\n" + kUsage);
+    } else
+      return Fail("unknown option " + a + "\n" + kUsage);
     if (!ok) return Fail(a + ": bad value '" + v + "'");
   }
-  if (model_path.empty() || requests_path.empty()) return Fail(std::string("--model and --requests are required\n") + kUsage);
+  if (model_path.empty() || requests_path.empty())
+    return Fail(std::string("--model and --requests are required\n") + kUsage);
 
   const long rss_start = ProcStatusKb("VmRSS");
   const auto t0 = Clock::now();
@@ -256,8 +264,8 @@ int main(int argc, char** argv) {
                   "  \"model_bytes\": %zu, \"int8\": %s, \"threads\": %ld, \"requests\": %zu,\n"
                   "  \"mean_candidates\": %.3f, \"runs\": %ld, \"warmup\": %ld,\n"
                   "  \"init_ms\": %.6f, \"load_ms\": %.6f, \"session_create_ms\": %.6f, \"first_ms\": %.6f,\n",
-                  m.file_size(), m.has_int8_layers() ? "true" : "false", threads, requests->size(),
-                  mean_n, runs, warmup, Ms(t2 - t0), Ms(t1 - t0), Ms(t2 - t1), first_ms);
+                  m.file_size(), m.has_int8_layers() ? "true" : "false", threads, requests->size(), mean_n, runs,
+                  warmup, Ms(t2 - t0), Ms(t1 - t0), Ms(t2 - t1), first_ms);
     j += buf;
     j += "  \"prepare\": " + StatsJson(sp) + ",\n";
     j += "  \"score_candidates\": " + StatsJson(sc) + ",\n";

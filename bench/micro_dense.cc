@@ -107,8 +107,8 @@ void BM_XnnQc8Conv1x1(benchmark::State& state) {
   if (xnn_create_convolution2d_nhwc_qc8(0, 0, 0, 0, 1, 1, 1, 1, 1, 1, /*groups=*/1, s.in, s.out, s.in, s.out,
                                         /*input_zero_point=*/-128, 0.02f, kernel_scale.data(), w.data(), b.data(),
                                         /*output_zero_point=*/-128, 0.5f, -128, 127, 0, &op) != xnn_status_success ||
-      xnn_setup_convolution2d_nhwc_qc8(op, /*batch=*/1, /*height=*/1, /*width=*/s.rows, x.data(), y.data(),
-                                       nullptr) != xnn_status_success) {
+      xnn_setup_convolution2d_nhwc_qc8(op, /*batch=*/1, /*height=*/1, /*width=*/s.rows, x.data(), y.data(), nullptr) !=
+          xnn_status_success) {
     state.SkipWithError("XNNPACK qc8 convolution setup failed");
     return;
   }

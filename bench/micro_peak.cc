@@ -66,8 +66,8 @@ void BM_PeakF32Avx512Fma(benchmark::State& state) {
           [] { return F32Avx512(g_seed); });
 }
 void BM_PeakF32Avx2Fma(benchmark::State& state) {
-  RunPeak(state, "no AVX2/FMA", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
-          8.0 * kChains * kSteps, [] { return F32Avx2(g_seed); });
+  RunPeak(state, "no AVX2/FMA", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"), 8.0 * kChains * kSteps,
+          [] { return F32Avx2(g_seed); });
 }
 void BM_PeakInt8Avx512Vnni(benchmark::State& state) {
   RunPeak(state, "no AVX-512 VNNI", __builtin_cpu_supports("avx512vnni"), 64.0 * kChains * kSteps,

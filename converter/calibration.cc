@@ -87,7 +87,9 @@ Result<Calibration> Calibrate(std::shared_ptr<const Model> model, const std::vec
     Scores scores;
     for (size_t i = 0; i < requests.size(); ++i) {
       Status st = session->Score(requests[i], &scores);
-      if (!st.ok()) return Status(st.code(), "calibration request " + std::to_string(i + 1) + " ('" + requests[i].id + "'): " + st.message());
+      if (!st.ok())
+        return Status(st.code(),
+                      "calibration request " + std::to_string(i + 1) + " ('" + requests[i].id + "'): " + st.message());
       if (!obs.shape_error().empty()) return Internal("calibration: " + obs.shape_error());
       if (progress) progress(i + 1, requests.size(), pass);
     }
@@ -107,7 +109,8 @@ Result<std::vector<Scores>> ScoreAll(std::shared_ptr<const Model> model, const s
   std::vector<Scores> out(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     Status st = session->Score(requests[i], &out[i]);
-    if (!st.ok()) return Status(st.code(), "request " + std::to_string(i + 1) + " ('" + requests[i].id + "'): " + st.message());
+    if (!st.ok())
+      return Status(st.code(), "request " + std::to_string(i + 1) + " ('" + requests[i].id + "'): " + st.message());
   }
   return out;
 }

@@ -37,7 +37,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const 
     linear(p + ".ffn1", c.d_ff, d);
     linear(p + ".ffn2", d, c.d_ff);
   }
-  if (c.pooling == PoolingKind::kTarget) linear("tim.query", d, d);
+  if (c.pooling == Pooling::Target) linear("tim.query", d, d);
   for (int k = 0; k < K; ++k) {
     linear("trm." + std::to_string(k) + ".fc1", c.trm_hidden, n);
     linear("trm." + std::to_string(k) + ".fc2", n, c.trm_hidden);
@@ -49,7 +49,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const 
       in = c.expert_hidden[j];
     }
   }
-  if (c.mtl != MtlKind::kTowers) {
+  if (c.mtl != Mtl::Towers) {
     for (int k = 0; k < K; ++k) linear("gates." + std::to_string(k), c.gate_experts(k).size(), n * d);
   }
   for (int k = 0; k < K; ++k) {
@@ -68,10 +68,11 @@ Status CheckCheckpoint(const ModelConfig& c, const SafeTensors& st) {
   for (const auto& [name, shape] : ExpectedTensors(c)) {
     expected.insert(name);
     const StTensor* t = st.Find(name);
-    if (!t) return NotFound("checkpoint: tensor '" + name + "' " + ShapeStr(shape) + " is missing (the config implies it)");
+    if (!t)
+      return NotFound("checkpoint: tensor '" + name + "' " + ShapeStr(shape) + " is missing (the config implies it)");
     if (t->shape != shape) {
-      return InvalidArgument("checkpoint: tensor '" + name + "' has shape " + ShapeStr(t->shape) + ", the config implies " +
-                             ShapeStr(shape));
+      return InvalidArgument("checkpoint: tensor '" + name + "' has shape " + ShapeStr(t->shape) +
+                             ", the config implies " + ShapeStr(shape));
     }
   }
   for (const auto& kv : st.tensors) {
@@ -85,9 +86,11 @@ Status CheckCheckpoint(const ModelConfig& c, const SafeTensors& st) {
 
 Result<ModelConfig> ConfigFromCheckpoint(const SafeTensors& st) {
   auto fmt = st.metadata.find("dtrn_format");
-  if (fmt == st.metadata.end()) return InvalidArgument("checkpoint: metadata has no 'dtrn_format' (not a DTRN checkpoint?)");
+  if (fmt == st.metadata.end())
+    return InvalidArgument("checkpoint: metadata has no 'dtrn_format' (not a DTRN checkpoint?)");
   if (fmt->second != "1") {
-    return Unimplemented("checkpoint: dtrn_format '" + fmt->second + "' is not supported (this converter reads format 1)");
+    return Unimplemented("checkpoint: dtrn_format '" + fmt->second +
+                         "' is not supported (this converter reads format 1)");
   }
   auto cfg = st.metadata.find("dtrn_config");
   if (cfg == st.metadata.end()) return InvalidArgument("checkpoint: metadata has no 'dtrn_config'");

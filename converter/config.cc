@@ -17,9 +17,9 @@ Status Bad(const std::string& key, const std::string& what) {
 
 Result<int64_t> Int(const json& v, const std::string& key, int64_t lo, int64_t hi) {
   if (!v.is_number_integer()) return Bad(key, "expected an integer, got " + v.dump());
-  const bool in_range = v.is_number_unsigned()
-                            ? v.get<uint64_t>() <= static_cast<uint64_t>(hi) && static_cast<int64_t>(v.get<uint64_t>()) >= lo
-                            : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi) &&
+                                                     static_cast<int64_t>(v.get<uint64_t>()) >= lo
+                                               : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
   if (!in_range) {
     return Bad(key, v.dump() + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   }
@@ -84,10 +84,14 @@ Result<FieldConfig> ParseField(const json& f, size_t i, const std::set<std::stri
   where += " ('" + out.name + "')";
   if (seen.count(out.name)) return Bad(where + ".name", "duplicate field name '" + out.name + "'");
   const json& g = f["group"];
-  if (g == "user") out.group = FieldGroup::kUser;
-  else if (g == "context") out.group = FieldGroup::kContext;
-  else if (g == "item") out.group = FieldGroup::kItem;
-  else return Bad(where + ".group", "expected one of user, context, item, got " + g.dump());
+  if (g == "user")
+    out.group = FieldGroup::kUser;
+  else if (g == "context")
+    out.group = FieldGroup::kContext;
+  else if (g == "item")
+    out.group = FieldGroup::kItem;
+  else
+    return Bad(where + ".group", "expected one of user, context, item, got " + g.dump());
   const json& kd = f["kind"];
   if (kd == "sparse") {
     out.kind = FieldKind::kSparse;
@@ -127,15 +131,16 @@ Result<FieldConfig> ParseField(const json& f, size_t i, const std::set<std::stri
 
 Status ParseExperts(const json* e, ModelConfig* c) {
   static const std::set<std::string> keys = {"shared", "per_task", "hidden"};
-  if (c->mtl == MtlKind::kTowers) {
+  if (c->mtl == Mtl::Towers) {
     if (!e) return Status::Ok();
     DTRN_RETURN_IF_ERROR(CheckKeys(*e, keys, "experts"));
-    bool empty = (!e->contains("shared") || (*e)["shared"] == 0) && (!e->contains("per_task") || (*e)["per_task"] == 0) &&
+    bool empty = (!e->contains("shared") || (*e)["shared"] == 0) &&
+                 (!e->contains("per_task") || (*e)["per_task"] == 0) &&
                  (!e->contains("hidden") || ((*e)["hidden"].is_array() && (*e)["hidden"].empty()));
     if (!empty) return Bad("experts", "the 'towers' head has no experts (omit 'experts')");
     return Status::Ok();
   }
-  const std::string head = c->mtl == MtlKind::kMmoe ? "mmoe" : "ple";
+  const std::string head = c->mtl == Mtl::Mmoe ? "mmoe" : "ple";
   if (!e) return Bad("experts", "missing (the '" + head + "' head needs experts)");
   DTRN_RETURN_IF_ERROR(CheckKeys(*e, keys, "experts"));
   if (!e->contains("hidden")) return Bad("experts.hidden", "missing");
@@ -145,8 +150,9 @@ Status ParseExperts(const json* e, ModelConfig* c) {
   if (e->contains("per_task")) {
     DTRN_ASSIGN_OR_RETURN(c->experts_per_task, SmallInt((*e)["per_task"], "experts.per_task", 0, 1024));
   }
-  if (c->mtl == MtlKind::kMmoe) {
-    if (c->experts_per_task != 0) return Bad("experts.per_task", "the 'mmoe' head has only shared experts (per_task must be 0)");
+  if (c->mtl == Mtl::Mmoe) {
+    if (c->experts_per_task != 0)
+      return Bad("experts.per_task", "the 'mmoe' head has only shared experts (per_task must be 0)");
     if (c->experts_shared < 1) return Bad("experts.shared", "the 'mmoe' head needs at least one shared expert");
   } else if (c->experts_shared + c->experts_per_task < 1) {
     return Bad("experts", "the 'ple' head needs shared + per_task > 0");
@@ -158,15 +164,15 @@ Status ParseExperts(const json* e, ModelConfig* c) {
 }  // namespace
 
 int ModelConfig::num_experts() const {
-  if (mtl == MtlKind::kPle) return K() * experts_per_task + experts_shared;
-  return mtl == MtlKind::kMmoe ? experts_shared : 0;
+  if (mtl == Mtl::Ple) return K() * experts_per_task + experts_shared;
+  return mtl == Mtl::Mmoe ? experts_shared : 0;
 }
 
 std::vector<int> ModelConfig::gate_experts(int k) const {
   std::vector<int> out;
-  if (mtl == MtlKind::kMmoe) {
+  if (mtl == Mtl::Mmoe) {
     for (int s = 0; s < experts_shared; ++s) out.push_back(s);
-  } else if (mtl == MtlKind::kPle) {
+  } else if (mtl == Mtl::Ple) {
     for (int t = 0; t < experts_per_task; ++t) out.push_back(k * experts_per_task + t);
     for (int s = 0; s < experts_shared; ++s) out.push_back(K() * experts_per_task + s);
   }
@@ -192,9 +198,9 @@ Result<ModelConfig> ParseConfig(const std::string& text) {
   json raw = json::parse(text, dupcb, /*allow_exceptions=*/false);
   if (raw.is_discarded()) return InvalidArgument("config: not valid JSON");
   if (!dup.empty()) return Bad(dup, "appears twice in one object");
-  static const std::set<std::string> top = {"name", "d", "tasks", "behaviors", "L", "blocks", "heads", "d_ff",
-                                            "fields", "pooling", "mtl", "experts", "towers", "hyper_dim",
-                                            "hyper_hidden", "trm_hidden", "dropout"};
+  static const std::set<std::string> top = {"name",   "d",         "tasks",        "behaviors",  "L",      "blocks",
+                                            "heads",  "d_ff",      "fields",       "pooling",    "mtl",    "experts",
+                                            "towers", "hyper_dim", "hyper_hidden", "trm_hidden", "dropout"};
   DTRN_RETURN_IF_ERROR(CheckKeys(raw, top, ""));
   for (const char* k : {"d", "tasks", "behaviors", "L", "blocks", "heads", "d_ff", "fields", "mtl", "towers"}) {
     if (!raw.contains(k)) return Bad(k, "missing");
@@ -253,14 +259,11 @@ Result<ModelConfig> ParseConfig(const std::string& text) {
   c.item_table = first_item->table_index;
 
   const json pooling = raw.contains("pooling") ? raw["pooling"] : json("target");
-  if (pooling == "target") c.pooling = PoolingKind::kTarget;
-  else if (pooling == "mean") c.pooling = PoolingKind::kMean;
-  else return Bad("pooling", "expected one of target, mean, got " + pooling.dump());
+  if (!pooling.is_string() || !format::ParsePooling(pooling.get<std::string>(), &c.pooling))
+    return Bad("pooling", "expected one of target, mean, got " + pooling.dump());
   const json& mtl = raw["mtl"];
-  if (mtl == "towers") c.mtl = MtlKind::kTowers;
-  else if (mtl == "mmoe") c.mtl = MtlKind::kMmoe;
-  else if (mtl == "ple") c.mtl = MtlKind::kPle;
-  else return Bad("mtl", "expected one of towers, mmoe, ple, got " + mtl.dump());
+  if (!mtl.is_string() || !format::ParseMtl(mtl.get<std::string>(), &c.mtl))
+    return Bad("mtl", "expected one of towers, mmoe, ple, got " + mtl.dump());
   DTRN_RETURN_IF_ERROR(ParseExperts(raw.contains("experts") ? &raw["experts"] : nullptr, &c));
   DTRN_ASSIGN_OR_RETURN(c.towers, Widths(raw["towers"], "towers", true));
 
@@ -285,17 +288,5 @@ Result<ModelConfig> ParseConfig(const std::string& text) {
   }
   return c;
 }
-
-const char* MtlName(MtlKind m) {
-  switch (m) {
-    case MtlKind::kTowers: return "towers";
-    case MtlKind::kMmoe: return "mmoe";
-    case MtlKind::kPle: return "ple";
-  }
-  return "?";
-}
-
-const char* PoolingName(PoolingKind p) { return p == PoolingKind::kTarget ? "target" : "mean"; }
-
 
 }  // namespace dtrn::convert

@@ -9,11 +9,9 @@
 
 #include "dtrn/runtime.h"
 #include "dtrn/status.h"
+#include "dtrn_format.h"
 
 namespace dtrn::convert {
-
-enum class PoolingKind { kTarget, kMean };
-enum class MtlKind { kTowers, kMmoe, kPle };
 
 struct FieldConfig {
   std::string name;
@@ -22,7 +20,7 @@ struct FieldConfig {
   std::string table;  // sparse
   int64_t vocab = 0;  // sparse
   bool hashed = false;
-  int width = 0;      // dense
+  int width = 0;         // dense
   int table_index = -1;  // sparse: index into ModelConfig::tables
 };
 
@@ -40,11 +38,12 @@ struct ModelConfig {
   std::vector<FieldConfig> fields;
   std::vector<TableConfig> tables;  // in order of first use by a field
   int item_table = -1;
-  PoolingKind pooling = PoolingKind::kTarget;
-  MtlKind mtl = MtlKind::kTowers;
+  Pooling pooling = Pooling::Target;
+  Mtl mtl = Mtl::Towers;
   int experts_shared = 0, experts_per_task = 0;
   std::vector<int> expert_hidden, towers;
   int hyper_dim = 0, hyper_hidden = 0, trm_hidden = 0;
+  std::vector<std::string> seq_fields;  // item sparse fields every behaviour event carries
   double dropout = 0;
 
   int K() const { return static_cast<int>(tasks.size()); }
@@ -53,12 +52,9 @@ struct ModelConfig {
   int n_ln() const { return 2 * blocks; }
   int num_experts() const;
   std::vector<int> gate_experts(int k) const;  // checkpoint expert indices, gate output order
-  int tower_input() const { return mtl == MtlKind::kTowers ? n() * d : expert_hidden.back(); }
+  int tower_input() const { return mtl == Mtl::Towers ? n() * d : expert_hidden.back(); }
 };
 
 Result<ModelConfig> ParseConfig(const std::string& json_text);
-
-const char* MtlName(MtlKind m);
-const char* PoolingName(PoolingKind p);
 
 }  // namespace dtrn::convert

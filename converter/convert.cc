@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint_check.h"
+#include "digest.h"
+#include "dtrn/io/requests.h"
+#include "dtrn/tools/cli.h"
 #include "dtrn_writer.h"
 #include "equalize.h"
-#include "request_json.h"
 
 namespace dtrn::convert {
 namespace {
@@ -66,23 +68,42 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
   ConvertSummary sum;
   const EmbeddingType emb = o.embeddings.value_or(o.int8 ? EmbeddingType::kInt8 : EmbeddingType::kF32);
   if (o.int8 && o.calibration.empty()) {
-    return InvalidArgument("--precision int8 needs --calibration REQUESTS.jsonl: activation scales and the per-layer "
-                           "precision decisions are measured by running the f32 model on representative requests");
+    return InvalidArgument(
+        "--precision int8 needs --calibration REQUESTS.jsonl: activation scales and the per-layer "
+        "precision decisions are measured by running the f32 model on representative requests");
   }
   if (!o.report.empty() && o.calibration.empty() && o.holdout.empty()) {
     return InvalidArgument("--report needs requests to compare on: give --calibration or --holdout");
   }
 
+  // The outputs replace their paths: never an input's (nor a link to it).
+  auto same = [](const std::string& x, const std::string& y) {
+    return !x.empty() && !y.empty() && (x == y || tools::SameFile(x, y));
+  };
+  const std::pair<const char*, const std::string*> inputs[] = {
+      {"--checkpoint", &o.checkpoint}, {"--calibration", &o.calibration}, {"--holdout", &o.holdout}};
+  const std::pair<const char*, const std::string*> outputs[] = {{"--output", &o.output}, {"--report", &o.report}};
+  for (const auto& out : outputs)
+    for (const auto& in : inputs)
+      if (same(*in.second, *out.second))
+        return InvalidArgument(std::string(out.first) + " '" + *out.second + "' is the same file as " + in.first +
+                               " '" + *in.second + "': refusing to overwrite an input");
+  if (same(o.report, o.output)) return InvalidArgument("--report and --output are the same file '" + o.output + "'");
+
   log("reading checkpoint " + o.checkpoint);
   DTRN_ASSIGN_OR_RETURN(Checkpoint ck, ReadCheckpoint(o.checkpoint));
   sum.checkpoint_bytes = ck.bytes.size();
+  const std::string digest = "sha256:" + Sha256Hex(ck.bytes.data(), ck.bytes.size());
+  log("checkpoint digest " + digest);
   DTRN_ASSIGN_OR_RETURN(ModelConfig config, ConfigFromCheckpoint(ck.st));
   DTRN_RETURN_IF_ERROR(CheckCheckpoint(config, ck.st));
-  log("checkpoint ok: " + std::to_string(ck.st.tensors.size()) + " tensors, " + Mib(sum.checkpoint_bytes) + ", model '" +
-      config.name + "'");
+  log("checkpoint ok: " + std::to_string(ck.st.tensors.size()) + " tensors, " + Mib(sum.checkpoint_bytes) +
+      ", model '" + config.name + "'");
   DTRN_ASSIGN_OR_RETURN(ModelDesc f32, BuildF32Desc(config, ck.st));
+  f32.checkpoint_digest = digest;
   ck = Checkpoint();  // the desc holds copies; free the file bytes
-  log("hypernetwork folded into " + std::to_string(config.K() * config.B() * config.n_ln()) + " LayerNorm (gamma, beta) pairs");
+  log("hypernetwork folded into " + std::to_string(config.K() * config.B() * config.n_ln()) +
+      " LayerNorm (gamma, beta) pairs");
   DTRN_ASSIGN_OR_RETURN(std::shared_ptr<const Model> f32_model, LoadDesc(f32, nullptr));
 
   ModelDesc out;
@@ -100,7 +121,8 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
         (o.equalize ? "; a range pass for equalization, then" : ";") + " two passes over the f32 model)");
     size_t step = std::max<size_t>(1, calib.size() / 4);
     ProgressFn progress = [&](size_t done, size_t total, int pass) {
-      if (done % step == 0 || done == total) log("  pass " + std::to_string(pass) + ": " + std::to_string(done) + "/" + std::to_string(total));
+      if (done % step == 0 || done == total)
+        log("  pass " + std::to_string(pass) + ": " + std::to_string(done) + "/" + std::to_string(total));
     };
     ModelDesc base = f32;
     std::shared_ptr<const Model> base_model = f32_model;
@@ -120,7 +142,8 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
       DTRN_ASSIGN_OR_RETURN(std::vector<Scores> eq_scores, ScoreAll(base_model, calib));
       const CompareMetrics eq = Compare(calib, f32_scores, eq_scores);
       char buf[160];
-      std::snprintf(buf, sizeof buf, "  the rescaled f32 model differs from the original by max |dp| %.3g", eq.max_abs_dp);
+      std::snprintf(buf, sizeof buf, "  the rescaled f32 model differs from the original by max |dp| %.3g",
+                    eq.max_abs_dp);
       log(buf);
     }
     Int8Options iopt;
@@ -148,7 +171,8 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
     sum.has_comparison = true;
     if (o.verbose) log_stream << FormatReport(sum.comparison, config.tasks, Targets());
   } else if (!cmp_req.empty() && (o.int8 || !o.report.empty() || emb != EmbeddingType::kF32)) {
-    log(std::string("comparing with the f32 model on ") + (holdout.empty() ? "the calibration" : "the holdout") + " requests");
+    log(std::string("comparing with the f32 model on ") + (holdout.empty() ? "the calibration" : "the holdout") +
+        " requests");
     DTRN_ASSIGN_OR_RETURN(std::vector<Scores> ref, ScoreAll(f32_model, cmp_req));
     DTRN_ASSIGN_OR_RETURN(std::vector<Scores> test, ScoreAll(out_model, cmp_req));
     sum.comparison = Compare(cmp_req, ref, test);
@@ -162,6 +186,7 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
     nlohmann::json extra = {
         {"checkpoint", o.checkpoint},
         {"checkpoint_bytes", sum.checkpoint_bytes},
+        {"checkpoint_digest", digest},
         {"output", o.output},
         {"output_bytes", sum.output_bytes},
         {"size_ratio", static_cast<double>(sum.output_bytes) / sum.checkpoint_bytes},
@@ -174,13 +199,14 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
     };
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& lm : plan.layers) {
-      layers.push_back({{"layer", lm.layer},
-                        {"precision", lm.int8 ? "int8" : "f32"},
-                        {"eligible", lm.eligible},
-                        {"sqnr_db", lm.eligible ? nlohmann::json(lm.sqnr_db) : nlohmann::json(nullptr)},
-                        {"solo_mean_abs_dp", lm.solo_mean_dp},
-                        {"solo_kendall_tau", std::isfinite(lm.solo_tau) ? nlohmann::json(lm.solo_tau) : nlohmann::json(nullptr)},
-                        {"why_not", lm.why_not}});
+      layers.push_back(
+          {{"layer", lm.layer},
+           {"precision", lm.int8 ? "int8" : "f32"},
+           {"eligible", lm.eligible},
+           {"sqnr_db", lm.eligible ? nlohmann::json(lm.sqnr_db) : nlohmann::json(nullptr)},
+           {"solo_mean_abs_dp", lm.solo_mean_dp},
+           {"solo_kendall_tau", std::isfinite(lm.solo_tau) ? nlohmann::json(lm.solo_tau) : nlohmann::json(nullptr)},
+           {"why_not", lm.why_not}});
     }
     extra["layers"] = layers;
     const std::string text = ReportJson(sum.comparison, config.tasks, Targets(), extra.dump());

@@ -23,7 +23,7 @@ struct ConvertOptions {
   double percentile = 99.99;
   Int8Policy policy = Int8Policy::kMeasured;
   bool equalize = true;  // int8: exact power-of-two field rescaling before calibration (equalize.h)
-  bool verbose = true;  // progress on stderr
+  bool verbose = true;   // progress on stderr
 };
 
 struct ConvertSummary {

@@ -1,6 +1,5 @@
-// ModelDesc -> .dtrn bytes (layout in schema/dtrn.fbs: size-prefixed FlatBuffer,
-// then the 64-byte aligned constant segment with its XXH3-64 checksum), and the
-// atomic file write: a temporary file in the target's directory, fsync, rename.
+// ModelDesc -> .dtrn bytes (the FlatBuffer and the 64-byte aligned constant segment, framed
+// by schema/dtrn_format.h), and the atomic file write (dtrn/tools/atomic_file.h).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +10,6 @@
 
 namespace dtrn::convert {
 
-constexpr uint32_t kFormatVersion = 1;
 std::string ProducerString();  // "dtrn-convert <version>"
 
 Result<std::vector<uint8_t>> SerializeDtrn(const ModelDesc& m);

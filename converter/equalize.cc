@@ -15,7 +15,7 @@ std::vector<std::string> RkReaders(const ModelDesc& m) {
   std::vector<std::string> out;
   for (const auto& e : m.experts) out.push_back(e.front().name);
   for (const LinearDesc& g : m.gates) out.push_back(g.name);
-  if (m.config.mtl == MtlKind::kTowers) {
+  if (m.config.mtl == Mtl::Towers) {
     for (const auto& t : m.towers) out.push_back(t.front().name);
   }
   return out;

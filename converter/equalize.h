@@ -19,7 +19,7 @@
 namespace dtrn::convert {
 
 struct FieldScaling {
-  std::vector<int> exponent;  // per config field: x_f is stored times 2^exponent
+  std::vector<int> exponent;                 // per config field: x_f is stored times 2^exponent
   double error_before = 0, error_after = 0;  // estimated relative noise power, summed over readers
   bool any() const;
   std::string Describe(const ModelConfig& c) const;  // e.g. "user_profile 2^-3, hour 2^1"

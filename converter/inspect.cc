@@ -9,18 +9,14 @@
 #include <map>
 #include <vector>
 
-#include <xxhash.h>
-
-#include "dtrn/dtrn_generated.h"
 #include "dtrn/runtime.h"
-#include "dtrn_writer.h"
+#include "dtrn_format.h"
 #include "strfmt.h"
 
 namespace dtrn::convert {
 namespace {
 
 namespace f = dtrn::fb;
-
 
 std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string("(none)"); }
 
@@ -56,7 +52,9 @@ void PrintLinear(std::ostream& out, const f::Linear* l) {
   if (!l) return;
   out << Fmt("  %-28s %5d -> %-5d %-4s %-4s", Str(l->name()).c_str(), l->in_features(), l->out_features(),
              l->relu() ? "relu" : "", f::EnumNamePrecision(l->precision()));
-  if (l->precision() == f::Precision::INT8) {
+  if (l->precision() == f::Precision::INT8 && l->activation() == f::Activation::DynamicRow) {
+    out << "  activations dynamic per row, f32 output";
+  } else if (l->precision() == f::Precision::INT8) {
     out << Fmt("  in (scale %.6g, zp %d) out (scale %.6g, zp %d)", l->input_scale(), l->input_zero_point(),
                l->output_scale(), l->output_zero_point());
   }
@@ -67,20 +65,19 @@ void PrintLinear(std::ostream& out, const f::Linear* l) {
 
 Status InspectDtrn(const uint8_t* data, size_t size, std::ostream& out) {
   out << "file size: " << size << " bytes (" << Human(size) << ")\n";
-  if (size < 4) return DataLoss("file is " + std::to_string(size) + " bytes: too short for a .dtrn model");
-  uint32_t s;
-  std::memcpy(&s, data, 4);
-  if (uint64_t{s} + 4 > size) return DataLoss("FlatBuffer size " + std::to_string(s) + " exceeds the file (truncated?)");
-  if (!f::SizePrefixedModelBufferHasIdentifier(data)) return DataLoss("file identifier is not \"DTRN\"");
-  flatbuffers::Verifier verifier(data, uint64_t{s} + 4);
-  if (!f::VerifySizePrefixedModelBuffer(verifier)) return DataLoss("the FlatBuffer fails verification (corrupted)");
-  const f::Model* m = f::GetSizePrefixedModel(data);
-  out << "format_version: " << m->format_version() << "\nproducer: " << Str(m->producer()) << "\n";
-  if (m->format_version() != kFormatVersion) {
-    return Unimplemented("format_version " + std::to_string(m->format_version()) + " is not known (this tool reads " +
-                         std::to_string(kFormatVersion) + ")");
-  }
-  const uint64_t seg = (uint64_t{s} + 4 + 63) / 64 * 64, z = m->segment_size();
+  auto parsed = format::Header::Parse(data, size);
+  if (!parsed.ok()) return parsed.status();
+  const format::Header& h = parsed.value();
+  out << "format_version: " << h.version << "\n";
+  const uint8_t* fbb = data + h.flatbuffer_offset;
+  if (!f::ModelBufferHasIdentifier(fbb)) return DataLoss("the FlatBuffer's identifier is not \"DTRN\"");
+  flatbuffers::Verifier verifier(fbb, h.flatbuffer_size);
+  if (!f::VerifyModelBuffer(verifier)) return DataLoss("the FlatBuffer fails verification (corrupted)");
+  const f::Model* m = f::GetModel(fbb);
+  out << "producer: " << Str(m->producer())
+      << "\ncheckpoint: " << (m->checkpoint_digest() ? m->checkpoint_digest()->str() : std::string("(not recorded)"))
+      << "\n";
+  const uint64_t seg = h.segment_offset, z = h.segment_size, s = h.flatbuffer_size;
   out << "\n== config\n";
   out << "name: " << Str(m->name()) << "\nd: " << m->d() << "  L: " << m->seq_len() << "  blocks: " << m->blocks()
       << "  heads: " << m->heads() << "  d_ff: " << m->d_ff() << "  trm_hidden: " << m->trm_hidden() << "\n";
@@ -88,21 +85,32 @@ Status InspectDtrn(const uint8_t* data, size_t size, std::ostream& out) {
   out << "pooling: " << f::EnumNamePooling(m->pooling()) << "  mtl: " << f::EnumNameMtl(m->mtl())
       << "  experts: shared " << m->experts_shared() << ", per_task " << m->experts_per_task() << ", hidden "
       << List(m->expert_hidden()) << "  towers: " << List(m->tower_hidden()) << "\n";
+  if (m->task_gates()) {
+    for (flatbuffers::uoffset_t k = 0; k < m->task_gates()->size(); ++k)
+      out << "gate " << k << " ("
+          << Str(m->task_gates()->Get(k)->layer() ? m->task_gates()->Get(k)->layer()->name() : nullptr)
+          << ") over experts " << List(m->task_gates()->Get(k)->experts()) << "\n";
+  }
+  if (m->seq_fields() && m->seq_fields()->size())
+    out << "seq_fields (field indices): " << List(m->seq_fields()) << "\n";
   out << "tables:\n";
   if (m->tables()) {
     for (flatbuffers::uoffset_t i = 0; i < m->tables()->size(); ++i) {
       const f::EmbeddingTable* t = m->tables()->Get(i);
       out << Fmt("  [%u] %-16s vocab %-9" PRId64 " %-7s tensor #%d%s\n", i, Str(t->name()).c_str(), t->vocab(),
-                 t->hashed() ? "hashed" : "", t->weight(), static_cast<int>(i) == m->item_table() ? "  (item table)" : "");
+                 t->hashed() ? "hashed" : "", t->weight(),
+                 static_cast<int>(i) == m->item_table() ? "  (item table)" : "");
     }
   }
   out << "fields:\n";
   if (m->fields()) {
     for (const f::Field* fl : *m->fields()) {
       if (fl->kind() == f::FieldKind::Sparse) {
-        out << Fmt("  %-16s %-8s sparse  table %d\n", Str(fl->name()).c_str(), f::EnumNameGroup(fl->group()), fl->table());
+        out << Fmt("  %-16s %-8s sparse  table %d\n", Str(fl->name()).c_str(), f::EnumNameGroup(fl->group()),
+                   fl->table());
       } else {
-        out << Fmt("  %-16s %-8s dense   width %d\n", Str(fl->name()).c_str(), f::EnumNameGroup(fl->group()), fl->width());
+        out << Fmt("  %-16s %-8s dense   width %d\n", Str(fl->name()).c_str(), f::EnumNameGroup(fl->group()),
+                   fl->width());
       }
     }
   }
@@ -128,8 +136,8 @@ Status InspectDtrn(const uint8_t* data, size_t size, std::ostream& out) {
       if (!mlp->layers()) continue;
       for (const f::Linear* l : *mlp->layers()) PrintLinear(out, l);
     }
-    if (mlps == m->experts() && m->gates()) {
-      for (const f::Linear* g : *m->gates()) PrintLinear(out, g);
+    if (mlps == m->experts() && m->task_gates()) {
+      for (const f::Gate* g : *m->task_gates()) PrintLinear(out, g->layer());
     }
   }
   out << "\n== tensors (#, name, type, shape, bytes, quantization)\n";
@@ -159,31 +167,30 @@ Status InspectDtrn(const uint8_t* data, size_t size, std::ostream& out) {
       bt.second += t->size();
       total += t->size();
       if (bounds.ok() && (t->offset() % 64 != 0 || t->offset() > z || t->size() > z - t->offset())) {
-        bounds = DataLoss("tensor #" + std::to_string(i) + " '" + Str(t->name()) + "' lies outside the constant segment or is misaligned");
+        bounds = DataLoss("tensor #" + std::to_string(i) + " '" + Str(t->name()) +
+                          "' lies outside the constant segment or is misaligned");
       }
     }
   }
   out << "\n== totals\n";
-  for (const auto& [type, cb] : by_type) out << Fmt("  %-5s %4d tensors %12" PRIu64 " bytes\n", type.c_str(), cb.first, cb.second);
-  out << Fmt("  all   %4u tensors %12" PRIu64 " bytes (%s); segment %" PRIu64 " bytes at offset %" PRIu64 "; FlatBuffer %u bytes\n",
+  for (const auto& [type, cb] : by_type)
+    out << Fmt("  %-5s %4d tensors %12" PRIu64 " bytes\n", type.c_str(), cb.first, cb.second);
+  out << Fmt("  all   %4u tensors %12" PRIu64 " bytes (%s); segment %" PRIu64 " bytes at offset %" PRIu64
+             "; FlatBuffer %" PRIu64 " bytes\n",
              m->tensors() ? m->tensors()->size() : 0u, total, Human(total).c_str(), z, seg, s);
   if (m->decisions() && m->decisions()->size()) {
     out << "\n== int8 decisions (measured by the converter)\n";
     for (const f::LayerDecision* dcs : *m->decisions()) {
-      out << Fmt("  %-28s %-4s ", Str(dcs->layer()).c_str(), f::EnumNamePrecision(dcs->precision())) << Str(dcs->reason()) << "\n";
+      out << Fmt("  %-28s %-4s ", Str(dcs->layer()).c_str(), f::EnumNamePrecision(dcs->precision()))
+          << Str(dcs->reason()) << "\n";
     }
   }
   out << "\n";
-  if (seg > size || z > size - seg) {
-    out << "checksum: NOT CHECKED (segment beyond end of file)\n";
-    return DataLoss("constant segment [" + std::to_string(seg) + ", +" + std::to_string(z) + ") exceeds the file (" +
-                    std::to_string(size) + " bytes; truncated?)");
-  }
-  const uint64_t sum = XXH3_64bits(data + seg, z);
-  const bool ok = sum == m->segment_checksum();
-  out << Fmt("checksum: %s (XXH3-64 %016" PRIx64 ", stored %016" PRIx64 ")\n", ok ? "ok" : "MISMATCH", sum,
-             m->segment_checksum());
-  if (!ok) return DataLoss("constant segment checksum mismatch (corrupted file)");
+  const uint64_t sum = format::Checksum(data + format::kHeaderSize, size - format::kHeaderSize);
+  const bool ok = sum == h.body_checksum;
+  out << Fmt("checksum: %s (XXH3-64 of bytes [%zu, %zu): %016" PRIx64 ", stored %016" PRIx64 ")\n",
+             ok ? "ok" : "MISMATCH", format::kHeaderSize, size, sum, h.body_checksum);
+  if (!ok) return DataLoss("checksum mismatch (corrupted file)");
   DTRN_RETURN_IF_ERROR(bounds);
   auto loaded = Model::FromBuffer(data, size);
   out << "runtime load: " << (loaded.ok() ? std::string("ok") : loaded.status().ToString()) << "\n";

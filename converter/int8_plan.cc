@@ -54,7 +54,8 @@ std::map<std::string, LayerParams> ChooseLayerParams(ModelDesc& m, const Calibra
 Result<std::vector<Scores>> ScoreDesc(const ModelDesc& d, const std::vector<Request>& requests) {
   DTRN_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, SerializeDtrn(d));
   auto model = Model::FromBuffer(bytes.data(), bytes.size());
-  if (!model.ok()) return Status(model.status().code(), "the runtime refused a converted model: " + model.status().message());
+  if (!model.ok())
+    return Status(model.status().code(), "the runtime refused a converted model: " + model.status().message());
   return ScoreAll(model.value(), requests);
 }
 
@@ -77,8 +78,9 @@ double LayerSqnr(const ModelDesc& q, const LinearDesc& l, const LayerCalibration
 }
 
 std::string MetricsStr(const CompareMetrics& m) {
-  return Fmt("mean|dp| %.3g, max|dp| %.3g, tau %.4f, max dAUC %s", m.mean_abs_dp, m.max_abs_dp, m.mean_tau,
-             m.auc_ref.empty() || !std::isfinite(m.auc_ref[0]) ? "n/a (no labels)" : Fmt("%.4f", m.max_auc_delta()).c_str());
+  return Fmt(
+      "mean|dp| %.3g, max|dp| %.3g, tau %.4f, max dAUC %s", m.mean_abs_dp, m.max_abs_dp, m.mean_tau,
+      m.auc_ref.empty() || !std::isfinite(m.auc_ref[0]) ? "n/a (no labels)" : Fmt("%.4f", m.max_auc_delta()).c_str());
 }
 
 }  // namespace
@@ -120,9 +122,10 @@ Result<Int8Result> PlanInt8(const ModelDesc& f32, const Calibration& cal, const 
       }
     }
     if (log) {
-      log(lm.eligible ? Fmt("  [%zu/%zu] %-26s SQNR %5.1f dB, alone: mean|dp| %.3g, tau %.4f", i + 1, cands.size(),
-                            l.name.c_str(), lm.sqnr_db, lm.solo_mean_dp, lm.solo_tau)
-                      : Fmt("  [%zu/%zu] %-26s stays f32: %s", i + 1, cands.size(), l.name.c_str(), lm.why_not.c_str()));
+      log(lm.eligible
+              ? Fmt("  [%zu/%zu] %-26s SQNR %5.1f dB, alone: mean|dp| %.3g, tau %.4f", i + 1, cands.size(),
+                    l.name.c_str(), lm.sqnr_db, lm.solo_mean_dp, lm.solo_tau)
+              : Fmt("  [%zu/%zu] %-26s stays f32: %s", i + 1, cands.size(), l.name.c_str(), lm.why_not.c_str()));
     }
     res.layers.push_back(lm);
   }
@@ -154,8 +157,9 @@ Result<Int8Result> PlanInt8(const ModelDesc& f32, const Calibration& cal, const 
     }
     if (worst == res.layers.size()) {
       if (!cm.Meets(o.targets, o.margin) && log) {
-        log(Fmt("  warning: the int8 model misses the targets at the %.0f%% margin with %zu int8 layers%s", o.margin * 100,
-                n8, o.embeddings == EmbeddingType::kF32 ? "" : " (the embedding quantization alone may be the cause)"));
+        log(Fmt("  warning: the int8 model misses the targets at the %.0f%% margin with %zu int8 layers%s",
+                o.margin * 100, n8,
+                o.embeddings == EmbeddingType::kF32 ? "" : " (the embedding quantization alone may be the cause)"));
       }
       for (size_t i = 0; i < res.layers.size(); ++i) {
         LayerMeasurement& lm = res.layers[i];
@@ -166,7 +170,8 @@ Result<Int8Result> PlanInt8(const ModelDesc& f32, const Calibration& cal, const 
         if (!lm.eligible) {
           d.reason = "f32: " + lm.why_not;
         } else {
-          const std::string solo = Fmt("SQNR %.1f dB; int8 alone: mean|dp| %.3g, tau %.4f", lm.sqnr_db, lm.solo_mean_dp, lm.solo_tau);
+          const std::string solo =
+              Fmt("SQNR %.1f dB; int8 alone: mean|dp| %.3g, tau %.4f", lm.sqnr_db, lm.solo_mean_dp, lm.solo_tau);
           d.reason = int8[i] ? Fmt("int8: %s; whole int8 model on %zu calibration requests: %s", solo.c_str(),
                                    requests.size(), MetricsStr(cm).c_str())
                              : "f32: " + solo + "; " + revert_note[i];
@@ -178,8 +183,10 @@ Result<Int8Result> PlanInt8(const ModelDesc& f32, const Calibration& cal, const 
       return res;
     }
     int8[worst] = false;
-    revert_note[worst] = Fmt("reverted: the largest int8 error per weight left while the int8 model missed the "
-                             "targets at %.0f%% of the tolerances (%s)", o.margin * 100, MetricsStr(cm).c_str());
+    revert_note[worst] =
+        Fmt("reverted: the largest int8 error per weight left while the int8 model missed the "
+            "targets at %.0f%% of the tolerances (%s)",
+            o.margin * 100, MetricsStr(cm).c_str());
     if (log) log("  -> " + res.layers[worst].layer + " back to f32 (largest int8 error per weight)");
   }
 }

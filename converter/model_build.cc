@@ -93,7 +93,7 @@ Result<ModelDesc> BuildF32Desc(const ModelConfig& c, const SafeTensors& st) {
     b.ffn2 = AddLinear(&m, st, p + ".ffn2", false);
     m.blocks.push_back(std::move(b));
   }
-  if (c.pooling == PoolingKind::kTarget) {
+  if (c.pooling == Pooling::Target) {
     m.has_query = true;
     m.query = AddLinear(&m, st, "tim.query", false);
   }
@@ -108,7 +108,7 @@ Result<ModelDesc> BuildF32Desc(const ModelConfig& c, const SafeTensors& st) {
     }
     m.experts.push_back(std::move(layers));
   }
-  if (c.mtl != MtlKind::kTowers) {
+  if (c.mtl != Mtl::Towers) {
     for (int k = 0; k < c.K(); ++k) m.gates.push_back(AddLinear(&m, st, "gates." + std::to_string(k), false));
   }
   for (int k = 0; k < c.K(); ++k) {
@@ -152,7 +152,8 @@ Status SetEmbeddings(ModelDesc* m, EmbeddingType type) {
   return Status::Ok();
 }
 
-Status QuantizeLinear(ModelDesc* m, LinearDesc* l, const quant::ActivationParams& in, const quant::ActivationParams& out) {
+Status QuantizeLinear(ModelDesc* m, LinearDesc* l, const quant::ActivationParams& in,
+                      const quant::ActivationParams& out) {
   if (l->precision != fb::Precision::F32) return InvalidArgument("layer '" + l->name + "' is already int8");
   const std::vector<float> w = TensorFloats(m->tensors[l->weight]);
   const std::vector<float> b = TensorFloats(m->tensors[l->bias]);

@@ -30,7 +30,8 @@ struct LinearDesc {
   int in = 0, out = 0;
   bool relu = false;
   fb::Precision precision = fb::Precision::F32;
-  int weight = -1, bias = -1;  // tensor indices
+  fb::Activation activation = fb::Activation::Static;  // INT8 only
+  int weight = -1, bias = -1;                          // tensor indices
   float input_scale = 0.f, output_scale = 0.f;
   int input_zero_point = 0, output_zero_point = 0;
 };
@@ -59,6 +60,7 @@ struct ModelDesc {
   std::vector<LinearDesc> gates;
   std::vector<std::vector<LinearDesc>> towers;
   std::vector<DecisionDesc> decisions;
+  std::string checkpoint_digest;  // "sha256:<hex>" of the checkpoint file
 
   // Every Linear int8 mode considers (all but the dense-field projections), in model order.
   std::vector<LinearDesc*> Candidates();

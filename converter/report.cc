@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "metrics.h"
+#include "dtrn/metrics.h"
 
 namespace dtrn::convert {
 
@@ -51,7 +51,7 @@ CompareMetrics Compare(const std::vector<Request>& requests, const std::vector<S
       }
     }
     m.candidates += a.num_candidates;
-    const double tau = io::KendallTau(fa, fb);
+    const double tau = metrics::KendallTau(fa, fb);
     if (std::isfinite(tau)) {
       sum_tau += tau;
       ++m.tau_requests;
@@ -59,8 +59,8 @@ CompareMetrics Compare(const std::vector<Request>& requests, const std::vector<S
   }
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (size_t k = 0; k < K; ++k) {
-    m.auc_ref.push_back(labels ? io::Auc(pr[k], lab[k]) : nan);
-    m.auc_test.push_back(labels ? io::Auc(pt[k], lab[k]) : nan);
+    m.auc_ref.push_back(labels ? metrics::Auc(pr[k], lab[k]) : nan);
+    m.auc_test.push_back(labels ? metrics::Auc(pt[k], lab[k]) : nan);
   }
   m.mean_abs_dp = m.candidates && K ? sum_dp / (m.candidates * K) : 0;
   m.mean_tau = m.tau_requests ? sum_tau / m.tau_requests : std::numeric_limits<double>::quiet_NaN();
@@ -80,7 +80,8 @@ std::string FormatReport(const CompareMetrics& m, const std::vector<std::string>
       std::snprintf(buf, sizeof buf, "  %-14s %10.5f %10.5f %10.5f  <= %.3f %s\n", tasks[k].c_str(), m.auc_ref[k],
                     m.auc_test[k], d, t.auc_delta, d <= t.auc_delta ? "ok" : "MISSED");
     } else {
-      std::snprintf(buf, sizeof buf, "  %-14s %10s %10s %10s  (no labels or one class)\n", tasks[k].c_str(), "-", "-", "-");
+      std::snprintf(buf, sizeof buf, "  %-14s %10s %10s %10s  (no labels or one class)\n", tasks[k].c_str(), "-", "-",
+                    "-");
     }
     out += buf;
   }
@@ -93,7 +94,8 @@ std::string FormatReport(const CompareMetrics& m, const std::vector<std::string>
     std::snprintf(buf, sizeof buf, "  Kendall tau    %10.5f (mean of %zu requests)  >= %.2f %s\n", m.mean_tau,
                   m.tau_requests, t.kendall_tau, m.mean_tau >= t.kendall_tau ? "ok" : "MISSED");
   } else {
-    std::snprintf(buf, sizeof buf, "  Kendall tau    undefined (every request has < 2 candidates or constant scores)\n");
+    std::snprintf(buf, sizeof buf,
+                  "  Kendall tau    undefined (every request has < 2 candidates or constant scores)\n");
   }
   out += buf;
   return out;
@@ -112,13 +114,10 @@ std::string ReportJson(const CompareMetrics& m, const std::vector<std::string>& 
                         {"auc_int8", num(m.auc_test[k])},
                         {"auc_delta", num(std::fabs(m.auc_ref[k] - m.auc_test[k]))}});
   }
-  j["comparison"] = {{"requests", m.requests},
-                     {"candidates", m.candidates},
-                     {"tasks", per_task},
-                     {"mean_abs_dp", m.mean_abs_dp},
-                     {"max_abs_dp", m.max_abs_dp},
-                     {"mean_kendall_tau", num(m.mean_tau)},
-                     {"tau_requests", m.tau_requests}};
+  j["comparison"] = {
+      {"requests", m.requests},        {"candidates", m.candidates}, {"tasks", per_task},
+      {"mean_abs_dp", m.mean_abs_dp},  {"max_abs_dp", m.max_abs_dp}, {"mean_kendall_tau", num(m.mean_tau)},
+      {"tau_requests", m.tau_requests}};
   j["targets"] = {{"auc_delta", t.auc_delta}, {"mean_abs_dp", t.mean_abs_dp}, {"kendall_tau", t.kendall_tau}};
   j["meets_targets"] = m.Meets(t);
   return j.dump(2) + "\n";

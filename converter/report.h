@@ -20,7 +20,7 @@ struct CompareMetrics {
   size_t requests = 0, candidates = 0;
   std::vector<double> auc_ref, auc_test;  // per task; NaN when labels are absent or one class
   double mean_abs_dp = 0, max_abs_dp = 0;
-  double mean_tau = 1;   // over requests where tau is defined
+  double mean_tau = 1;  // over requests where tau is defined
   size_t tau_requests = 0;
   double max_auc_delta() const;  // max over tasks with an AUC, 0 if none
   // Whether all three hold with the targets scaled by `margin` (1 = the spec's, 0.5 = twice as strict).

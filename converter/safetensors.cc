@@ -18,10 +18,9 @@ constexpr uint64_t kMaxHeader = 100u << 20;
 
 // Dtypes the safetensors format defines, with their element sizes.
 const std::map<std::string, size_t>& KnownDtypes() {
-  static const std::map<std::string, size_t> k = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2},
-      {"U16", 2},  {"F16", 2}, {"BF16", 2}, {"I32", 4},     {"U32", 4},     {"F32", 4},
-      {"I64", 8},  {"U64", 8}, {"F64", 8}};
+  static const std::map<std::string, size_t> k = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1},
+                                                  {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+                                                  {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
   return k;
 }
 
@@ -63,7 +62,8 @@ Result<StTensor> ParseEntry(const std::string& name, const json& v, uint64_t dat
     return Bad(where + ": 'data_offsets' must be two non-negative integers");
   }
   const uint64_t begin = v["data_offsets"][0].get<uint64_t>(), end = v["data_offsets"][1].get<uint64_t>();
-  if (begin > end) return Bad(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + ") is reversed");
+  if (begin > end)
+    return Bad(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + ") is reversed");
   if (end > data_size) {
     return Bad(where + ": data_offsets end " + std::to_string(end) + " is beyond the data section (" +
                std::to_string(data_size) + " bytes; file truncated or header lies)");
@@ -153,8 +153,8 @@ Result<SafeTensors> ParseSafeTensors(const uint8_t* data, size_t size) {
     prev = t;
   }
   if (pos != data_size) {
-    return Bad("data section is " + std::to_string(data_size) + " bytes but the tensors cover " +
-               std::to_string(pos) + " (trailing bytes)");
+    return Bad("data section is " + std::to_string(data_size) + " bytes but the tensors cover " + std::to_string(pos) +
+               " (trailing bytes)");
   }
   for (auto& kv : st.tensors) {
     StTensor& t = kv.second;

@@ -65,8 +65,7 @@ int main(int argc, char** argv) {
     printf("%s%s", k ? ", " : "", dtrn_model_task_name(model, k));
   printf("), %zu fields\n", dtrn_model_num_fields(model));
 
-  if (dtrn_session_create(model, 1, &session, &err) != DTRN_OK ||
-      dtrn_scores_create(&scores, &err) != DTRN_OK) {
+  if (dtrn_session_create(model, 1, &session, &err) != DTRN_OK || dtrn_scores_create(&scores, &err) != DTRN_OK) {
     fprintf(stderr, "%s\n", err.message);
     status = 1;
     goto done;

@@ -132,8 +132,7 @@ ActivationParams ChooseParams(const Histogram& h, CalibrationMethod method, doub
   while (last > first && h.counts()[last] == 0) --last;
   const double obs_lo = h.lo() + first * h.bin_width(), obs_hi = h.lo() + (last + 1) * h.bin_width();
   switch (method) {
-    case CalibrationMethod::kMinMax:
-      return ParamsForRange(obs_lo, obs_hi);
+    case CalibrationMethod::kMinMax: return ParamsForRange(obs_lo, obs_hi);
     case CalibrationMethod::kPercentile: {
       const double tail = static_cast<double>(h.total()) * (100.0 - percentile) / 100.0;
       double acc = 0;

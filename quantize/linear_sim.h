@@ -16,9 +16,9 @@ namespace dtrn::quant {
 struct Int8LinearParams {
   size_t in = 0, out = 0;
   bool relu = false;
-  const int8_t* weight = nullptr;     // [out, in]
+  const int8_t* weight = nullptr;        // [out, in]
   const float* weight_scales = nullptr;  // [out]
-  const int32_t* bias = nullptr;      // [out]
+  const int32_t* bias = nullptr;         // [out]
   ActivationParams input, output;
 };
 

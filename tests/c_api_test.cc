@@ -9,9 +9,10 @@
 #include <vector>
 
 #include "dtrn.h"
+#include "dtrn/io/requests.h"
+#include "dtrn/io/scores.h"
 #include "dtrn/runtime.h"
 #include "model_builder.h"
-#include "request_json.h"
 #include "test_util.h"
 
 namespace dtrn {
@@ -75,16 +76,16 @@ class CApiTest : public ::testing::Test {
       for (size_t i = 0; i < fields.size(); ++i) {
         int rc = fields[i].kind == FieldKind::kSparse
                      ? dtrn_request_set_sparse(q, fields[i].name.c_str(), values[i].id, &err)
-                     : dtrn_request_set_dense(q, fields[i].name.c_str(), values[i].dense.data(),
-                                              values[i].dense.size(), &err);
+                     : dtrn_request_set_dense(q, fields[i].name.c_str(), values[i].dense.data(), values[i].dense.size(),
+                                              &err);
         EXPECT_EQ(rc, DTRN_OK) << err.message;
       }
     };
     set_group(schema_.user, r.user);
     set_group(schema_.context, r.context);
     for (size_t b = 0; b < schema_.behaviors.size(); ++b)
-      EXPECT_EQ(dtrn_request_set_behavior(q, schema_.behaviors[b].c_str(), r.behaviors[b].data(),
-                                          r.behaviors[b].size(), &err),
+      EXPECT_EQ(dtrn_request_set_behavior(q, schema_.behaviors[b].c_str(), r.behaviors[b].data(), r.behaviors[b].size(),
+                                          &err),
                 DTRN_OK)
           << err.message;
     for (size_t c = 0; c < r.candidates.size(); ++c)
@@ -257,7 +258,8 @@ TEST_F(CApiTest, BadRequestsNameTheField) {
   dtrn_request_t* q = nullptr;
   EXPECT_EQ(dtrn_request_from_json(h.model, bad.data(), bad.size(), &q, &err), DTRN_INVALID_ARGUMENT);
   EXPECT_EQ(q, nullptr);
-  EXPECT_STREQ(err.message, "request (id bad1): candidates[0].item_id: expected an integer id in [-2^63, 2^63), got 0.5");
+  EXPECT_STREQ(err.message,
+               "request (id bad1): candidates[0].item_id: expected an integer id in [-2^63, 2^63), got 0.5");
   EXPECT_EQ(dtrn_request_from_json(h.model, "{", 1, &q, &err), DTRN_INVALID_ARGUMENT);
   EXPECT_NE(std::string(err.message).find("invalid JSON"), std::string::npos);
 
@@ -319,9 +321,12 @@ TEST_F(CApiTest, UnsetValuesAreNamedBeforeScoring) {
   EXPECT_EQ(dtrn_session_score(h.session, q, h.scores, &err), DTRN_INVALID_ARGUMENT);
   EXPECT_STREQ(err.message, "request: user.user_id was never set");
   for (size_t i = 0; i < schema_.user.size(); ++i)
-    if (schema_.user[i].kind == FieldKind::kSparse) dtrn_request_set_sparse(q, schema_.user[i].name.c_str(), 1, &err);
-    else dtrn_request_set_dense(q, schema_.user[i].name.c_str(), r.user[i].dense.data(), r.user[i].dense.size(), &err);
-  for (size_t i = 0; i < schema_.context.size(); ++i) dtrn_request_set_sparse(q, schema_.context[i].name.c_str(), 1, &err);
+    if (schema_.user[i].kind == FieldKind::kSparse)
+      dtrn_request_set_sparse(q, schema_.user[i].name.c_str(), 1, &err);
+    else
+      dtrn_request_set_dense(q, schema_.user[i].name.c_str(), r.user[i].dense.data(), r.user[i].dense.size(), &err);
+  for (size_t i = 0; i < schema_.context.size(); ++i)
+    dtrn_request_set_sparse(q, schema_.context[i].name.c_str(), 1, &err);
   EXPECT_EQ(dtrn_session_score(h.session, q, h.scores, &err), DTRN_INVALID_ARGUMENT);
   EXPECT_STREQ(err.message, "request: behaviors.click was never set (set an empty sequence for none)");
   dtrn_request_free(q);

@@ -17,6 +17,8 @@
 #include "config.h"
 #include "convert.h"
 #include "dtrn/dtrn_generated.h"
+#include "dtrn/io/requests.h"
+#include "dtrn/io/scores.h"
 #include "dtrn/runtime.h"
 #include "dtrn_writer.h"
 #include "equalize.h"
@@ -24,7 +26,6 @@
 #include "half.h"
 #include "inspect.h"
 #include "model_build.h"
-#include "request_json.h"
 #include "safetensors.h"
 #include "safetensors_write.h"
 #include "test_util.h"
@@ -122,7 +123,8 @@ std::string RandomRequests(const ModelConfig& c, int count, int candidates, uint
     for (const std::string& b : c.behaviors) {
       json seq = json::array();
       const int len = static_cast<int>(rng() % (c.L + 3));  // sometimes empty, sometimes longer than L
-      for (int j = 0; j < len; ++j) seq.push_back(item.hashed ? static_cast<int64_t>(rng()) : static_cast<int64_t>(rng() % item.vocab));
+      for (int j = 0; j < len; ++j)
+        seq.push_back(item.hashed ? static_cast<int64_t>(rng()) : static_cast<int64_t>(rng() % item.vocab));
       beh[b] = seq;
     }
     q["behaviors"] = beh;
@@ -133,7 +135,12 @@ std::string RandomRequests(const ModelConfig& c, int count, int candidates, uint
   return out;
 }
 
-const fb::Model* Fb(const std::vector<uint8_t>& bytes) { return fb::GetSizePrefixedModel(bytes.data()); }
+format::Header HeaderOf(const std::vector<uint8_t>& bytes) {
+  return format::Header::Parse(bytes.data(), bytes.size()).value();
+}
+const fb::Model* Fb(const std::vector<uint8_t>& bytes) {
+  return fb::GetModel(bytes.data() + HeaderOf(bytes).flatbuffer_offset);
+}
 
 std::vector<uint8_t> ReadBytes(const std::string& p) {
   std::string s = dtrn::testing::ReadFile(p);
@@ -153,11 +160,7 @@ const fb::Tensor* TensorNamed(const fb::Model* m, const std::string& name) {
   return nullptr;
 }
 
-const uint8_t* Segment(const std::vector<uint8_t>& bytes) {
-  uint32_t s;
-  std::memcpy(&s, bytes.data(), 4);
-  return bytes.data() + (s + 4 + 63) / 64 * 64;
-}
+const uint8_t* Segment(const std::vector<uint8_t>& bytes) { return bytes.data() + HeaderOf(bytes).segment_offset; }
 
 std::vector<std::string> DirEntries(const std::string& dir) {
   std::vector<std::string> out;
@@ -189,7 +192,7 @@ TEST(Config, SharedTablesAndPleNumbering) {
   ASSERT_EQ(c.tables.size(), 4u);  // user_id, hour, item_id (shared by last_item), shop
   EXPECT_EQ(c.fields[4].table_index, c.item_table);
   EXPECT_EQ(c.n(), 9);
-  EXPECT_EQ(c.num_experts(), 5);  // K * per_task + shared
+  EXPECT_EQ(c.num_experts(), 5);                              // K * per_task + shared
   EXPECT_EQ(c.gate_experts(0), (std::vector<int>{0, 1, 4}));  // own first, then shared
   EXPECT_EQ(c.gate_experts(1), (std::vector<int>{2, 3, 4}));
 }
@@ -206,7 +209,10 @@ TEST(Config, ErrorsNameTheKey) {
       {[](json& j) { j["d"] = 8.5; }, "'d': expected an integer"},
       {[](json& j) { j["d"] = 0; }, "'d': 0 is out of range"},
       {[](json& j) { j["heads"] = 3; }, "'heads': d = 8 is not divisible by heads = 3"},
-      {[](json& j) { j["tasks"] = json::array({"a", "a"}); }, "'tasks[1]': duplicate name 'a'"},
+      {[](json& j) {
+         j["tasks"] = json::array({"a", "a"});
+       },
+       "'tasks[1]': duplicate name 'a'"},
       {[](json& j) { j["tasks"] = json::array({"a.b"}); }, "'tasks[0]'"},
       {[](json& j) { j["fields"][3]["name"] = "item"; }, "first item field must be 'item_id'"},
       {[](json& j) { j["fields"][1]["vocab"] = 3; }, "a dense field has no embedding table"},
@@ -285,8 +291,9 @@ TEST(CheckpointCheck, MetadataErrors) {
   EXPECT_NE(meta({}).message().find("dtrn_format"), std::string::npos);
   EXPECT_EQ(meta({{"dtrn_format", "2"}, {"dtrn_config", kPleConfig}}).code(), StatusCode::kUnimplemented);
   EXPECT_NE(meta({{"dtrn_format", "1"}}).message().find("dtrn_config"), std::string::npos);
-  EXPECT_NE(meta({{"dtrn_format", "1"}, {"dtrn_config", "{\"d\": 1}"}}).message().find("checkpoint dtrn_config: config key"),
-            std::string::npos);
+  EXPECT_NE(
+      meta({{"dtrn_format", "1"}, {"dtrn_config", "{\"d\": 1}"}}).message().find("checkpoint dtrn_config: config key"),
+      std::string::npos);
 }
 
 // ---------------------------------------------------------------- folding
@@ -353,8 +360,10 @@ TEST(Folding, MatchesPythonReference) {
   std::vector<float> theirs = ref->st.Floats(*t);
   ASSERT_EQ(theirs.size(), mine.size());
   double max_diff = 0, max_dev = 0;
-  for (size_t i = 0; i < mine.size(); ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(mine[i] - theirs[i])));
-  for (size_t i = 0; i < mine.size(); i += 2 * c->d) max_dev = std::max(max_dev, static_cast<double>(std::fabs(mine[i] - 1.f)));
+  for (size_t i = 0; i < mine.size(); ++i)
+    max_diff = std::max(max_diff, static_cast<double>(std::fabs(mine[i] - theirs[i])));
+  for (size_t i = 0; i < mine.size(); i += 2 * c->d)
+    max_dev = std::max(max_dev, static_cast<double>(std::fabs(mine[i] - 1.f)));
   EXPECT_LE(max_diff, 1e-5);
   EXPECT_GT(max_dev, 1e-3) << "reference init must give non-trivial gamma for this test to mean something";
 }
@@ -367,13 +376,14 @@ struct Converted {
   std::string log;
 };
 
-std::unique_ptr<Converted> ConvertWith(const std::string& config, ConvertOptions o, uint32_t seed = 1,
-                                       int requests = 0, int candidates = 6) {
+std::unique_ptr<Converted> ConvertWith(const std::string& config, ConvertOptions o, uint32_t seed = 1, int requests = 0,
+                                       int candidates = 6) {
   auto c = std::make_unique<Converted>();
   c->ckpt = RandomCheckpoint(config, seed);
   WriteBytes(c->dir.file("ck.safetensors"), c->ckpt);
   if (requests) {
-    dtrn::testing::WriteFile(c->dir.file("req.jsonl"), RandomRequests(MustParse(config), requests, candidates, seed + 100));
+    dtrn::testing::WriteFile(c->dir.file("req.jsonl"),
+                             RandomRequests(MustParse(config), requests, candidates, seed + 100));
     o.calibration = c->dir.file("req.jsonl");
   }
   o.checkpoint = c->dir.file("ck.safetensors");
@@ -391,7 +401,7 @@ TEST(RoundTrip, F32ConfigToDtrnToInspect) {
   ASSERT_FALSE(c->model.empty());
   const fb::Model* m = Fb(c->model);
   ModelConfig cfg = MustParse(kPleConfig);
-  EXPECT_EQ(m->format_version(), 1u);
+  EXPECT_EQ(m->format_version(), format::kFormatVersion);
   EXPECT_EQ(m->name()->str(), "tiny_ple");
   EXPECT_EQ(m->producer()->str().rfind("dtrn-convert ", 0), 0u);
   EXPECT_EQ(m->d(), 8);
@@ -403,7 +413,10 @@ TEST(RoundTrip, F32ConfigToDtrnToInspect) {
   EXPECT_EQ(m->tables()->Get(m->item_table())->name()->str(), "item_id");
   EXPECT_EQ(m->fields()->Get(4)->table(), m->item_table()) << "last_item shares item_id's table";
   EXPECT_EQ(m->experts()->size(), 5u);  // K * E_t + E_s
-  EXPECT_EQ(m->gates()->Get(1)->out_features(), 3);
+  EXPECT_EQ(m->task_gates()->Get(1)->layer()->out_features(), 3);
+  // PLE wiring in the file: task 1's own experts (2, 3), then the shared one (4).
+  EXPECT_EQ(std::vector<int>(m->task_gates()->Get(1)->experts()->begin(), m->task_gates()->Get(1)->experts()->end()),
+            (std::vector<int>{2, 3, 4}));
   EXPECT_EQ(m->towers()->Get(0)->layers()->Get(1)->out_features(), 1);
   EXPECT_TRUE(m->experts()->Get(0)->layers()->Get(1)->relu()) << "experts: relu after every layer";
   EXPECT_TRUE(m->towers()->Get(0)->layers()->Get(0)->relu());
@@ -413,14 +426,13 @@ TEST(RoundTrip, F32ConfigToDtrnToInspect) {
   EXPECT_TRUE(m->trm()->Get(0)->fc1()->relu());
   EXPECT_EQ(m->tim_blocks()->Get(0)->attn_in()->name()->str(), "tim.blocks.0.attn.in_proj");
   EXPECT_EQ(m->tim_blocks()->Get(0)->attn_in()->out_features(), 24);
-  // Layout: constant segment at align64(4 + S), offsets 64-aligned, checksum over the segment.
-  uint32_t s;
-  std::memcpy(&s, c->model.data(), 4);
-  const uint64_t seg = (s + 4 + 63) / 64 * 64;
-  EXPECT_EQ(c->model.size(), seg + m->segment_size());
+  // Layout: constant segment at align64(64 + S), offsets 64-aligned, checksum over the whole body.
+  const format::Header h = HeaderOf(c->model);
+  EXPECT_EQ(h.segment_offset, format::Align(format::kHeaderSize + h.flatbuffer_size));
+  EXPECT_EQ(c->model.size(), h.segment_offset + h.segment_size);
   for (const fb::Tensor* t : *m->tensors()) {
     EXPECT_EQ(t->offset() % 64, 0u) << t->name()->str();
-    EXPECT_LE(t->offset() + t->size(), m->segment_size());
+    EXPECT_LE(t->offset() + t->size(), h.segment_size);
   }
   // Tensors are the checkpoint's bytes; the hypernetwork does not ship.
   for (const char* name : {"emb.item_id.weight", "dense.item_vec.weight", "experts.4.1.bias", "tim.pos"}) {
@@ -433,8 +445,8 @@ TEST(RoundTrip, F32ConfigToDtrnToInspect) {
   }
   const fb::Tensor* in_w = TensorNamed(m, "tim.blocks.1.attn.in_proj.weight");
   ASSERT_NE(in_w, nullptr);
-  EXPECT_EQ(std::memcmp(Segment(c->model) + in_w->offset(), CkptTensor(c->ckpt, "tim.blocks.1.attn.in_proj_weight").data(),
-                        in_w->size()),
+  EXPECT_EQ(std::memcmp(Segment(c->model) + in_w->offset(),
+                        CkptTensor(c->ckpt, "tim.blocks.1.attn.in_proj_weight").data(), in_w->size()),
             0);
   for (const fb::Tensor* t : *m->tensors()) EXPECT_EQ(t->name()->str().find("hyper"), std::string::npos);
   const fb::Tensor* cln = m->tensors()->Get(m->cln());
@@ -447,11 +459,12 @@ TEST(RoundTrip, F32ConfigToDtrnToInspect) {
   Status st = InspectDtrnFile(c->dir.file("m.dtrn"), text);
   EXPECT_TRUE(st.ok()) << st.ToString() << text.str();
   const std::string s_text = text.str();
-  for (const char* needle : {"format_version: 1", "name: tiny_ple", "tasks: [click, buy]", "mtl: Ple", "checksum: ok",
+  for (const char* needle : {"format_version: 2", "name: tiny_ple", "tasks: [click, buy]", "mtl: Ple", "checksum: ok",
                              "runtime load: ok", "emb.shop.weight", "experts.4.1", "gates.1", "[2, 2, 4, 2, 8]"}) {
     EXPECT_NE(s_text.find(needle), std::string::npos) << needle << "\n" << s_text;
   }
-  for (const fb::Tensor* t : *m->tensors()) EXPECT_NE(s_text.find(t->name()->str()), std::string::npos) << t->name()->str();
+  for (const fb::Tensor* t : *m->tensors())
+    EXPECT_NE(s_text.find(t->name()->str()), std::string::npos) << t->name()->str();
 }
 
 TEST(RoundTrip, TowersHeadMeanPoolingNoQuery) {
@@ -460,7 +473,7 @@ TEST(RoundTrip, TowersHeadMeanPoolingNoQuery) {
   const fb::Model* m = Fb(c->model);
   EXPECT_EQ(m->query(), nullptr);
   EXPECT_EQ(m->pooling(), fb::Pooling::Mean);
-  EXPECT_EQ(m->gates()->size(), 0u);
+  EXPECT_EQ(m->task_gates()->size(), 0u);
   EXPECT_EQ(m->towers()->Get(0)->layers()->size(), 1u) << "towers: [] is one linear logit";
   EXPECT_EQ(m->towers()->Get(0)->layers()->Get(0)->in_features(), 16);  // n*d = (1 + 3) * 4
   EXPECT_TRUE(Model::FromBuffer(c->model.data(), c->model.size()).ok());
@@ -561,7 +574,8 @@ void ExpectInt8LayerConsistent(const std::vector<uint8_t>& model, const std::vec
     const float s = w->quantization()->scale()->Get(o);
     EXPECT_LT(static_cast<double>(l->input_scale()) * s / l->output_scale(), 256.0) << "XNNPACK requantization limit";
     for (int i = 0; i < in; ++i) ASSERT_LE(std::fabs(wf[o * in + i] - q[o * in + i] * s), s / 2 * 1.0001);
-    EXPECT_NEAR(bq[o], bf[o] / (static_cast<double>(l->input_scale()) * s), 0.5 + 1e-3) << l->name()->str() << " bias " << o;
+    EXPECT_NEAR(bq[o], bf[o] / (static_cast<double>(l->input_scale()) * s), 0.5 + 1e-3)
+        << l->name()->str() << " bias " << o;
   }
 }
 
@@ -585,7 +599,7 @@ TEST(Int8, AllLayersQuantizedConsistently) {
   }
   ExpectInt8LayerConsistent(c->model, c->ckpt, m->experts()->Get(3)->layers()->Get(0), "experts.3.0");
   ExpectInt8LayerConsistent(c->model, c->ckpt, m->experts()->Get(3)->layers()->Get(1), "experts.3.1");
-  ExpectInt8LayerConsistent(c->model, c->ckpt, m->gates()->Get(0), "gates.0");
+  ExpectInt8LayerConsistent(c->model, c->ckpt, m->task_gates()->Get(0)->layer(), "gates.0");
   ExpectInt8LayerConsistent(c->model, c->ckpt, m->towers()->Get(1)->layers()->Get(0), "towers.1.0");
   ExpectInt8LayerConsistent(c->model, c->ckpt, m->trm()->Get(1)->fc1(), "trm.1.fc1");
   ExpectInt8LayerConsistent(c->model, c->ckpt, m->tim_blocks()->Get(1)->ffn2(), "tim.blocks.1.ffn2");
@@ -625,7 +639,8 @@ TEST(Int8, MeasuredDecisionsAndReport) {
   // Each decision agrees with the layer it names and gives a measured reason.
   std::map<std::string, fb::Precision> prec;
   for (const fb::Block* b : *m->tim_blocks()) {
-    for (const fb::Linear* l : {b->attn_in(), b->attn_out(), b->ffn1(), b->ffn2()}) prec[l->name()->str()] = l->precision();
+    for (const fb::Linear* l : {b->attn_in(), b->attn_out(), b->ffn1(), b->ffn2()})
+      prec[l->name()->str()] = l->precision();
   }
   for (const fb::Mlp* mlp : *m->experts()) {
     for (const fb::Linear* l : *mlp->layers()) prec[l->name()->str()] = l->precision();
@@ -660,7 +675,8 @@ TEST(Int8, XnnpackRequantizationLimitIsANamedError) {
   ASSERT_NE(l, nullptr);
   Status s = QuantizeLinear(&d.value(), l, {1.f, 0}, {1e-5f, 0});
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("layer 'towers.0.0' output channel 0: requantization scale"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("layer 'towers.0.0' output channel 0: requantization scale"), std::string::npos)
+      << s.message();
   EXPECT_EQ(l->precision, fb::Precision::F32) << "unchanged on failure";
   EXPECT_TRUE(QuantizeLinear(&d.value(), l, {0.05f, 0}, {0.05f, 0}).ok());
   EXPECT_FALSE(QuantizeLinear(&d.value(), l, {0.05f, 0}, {0.05f, 0}).ok()) << "already int8";
@@ -800,7 +816,10 @@ TEST_F(Cli, FlagsHelpAndInt8NeedsCalibration) {
   EXPECT_EQ(Run("--checkpoint a --output b --precision int4", &out), 2);
   EXPECT_EQ(Run("--checkpoint a --output b --embeddings f8", &out), 2);
   WriteBytes(dir_.file("ck.safetensors"), ck_);
-  EXPECT_EQ(Run("--checkpoint " + dir_.file("ck.safetensors") + " --output " + dir_.file("o.dtrn") + " --precision int8", &out), 2);
+  EXPECT_EQ(
+      Run("--checkpoint " + dir_.file("ck.safetensors") + " --output " + dir_.file("o.dtrn") + " --precision int8",
+          &out),
+      2);
   EXPECT_NE(out.find("--precision int8 needs --calibration"), std::string::npos) << out;
   EXPECT_FALSE(dtrn::testing::FileExists(dir_.file("o.dtrn")));
 }
@@ -808,7 +827,11 @@ TEST_F(Cli, FlagsHelpAndInt8NeedsCalibration) {
 TEST_F(Cli, ConvertThenInspect) {
   WriteBytes(dir_.file("ck.safetensors"), ck_);
   std::string out;
-  ASSERT_EQ(Run("--checkpoint=" + dir_.file("ck.safetensors") + " --output=" + dir_.file("o.dtrn") + " --embeddings f16", &out), 0) << out;
+  ASSERT_EQ(
+      Run("--checkpoint=" + dir_.file("ck.safetensors") + " --output=" + dir_.file("o.dtrn") + " --embeddings f16",
+          &out),
+      0)
+      << out;
   EXPECT_NE(out.find("reading checkpoint"), std::string::npos) << "progress output";
   ASSERT_EQ(dtrn::testing::RunCommand(insp_ + " " + dir_.file("o.dtrn"), &out), 0) << out;
   EXPECT_NE(out.find("checksum: ok"), std::string::npos) << out;

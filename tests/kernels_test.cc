@@ -10,6 +10,7 @@
 #include "dense.h"
 #include "dense_vnni.h"
 #include "kernels.h"
+#include "split_dense.h"
 
 namespace dtrn {
 namespace {
@@ -176,7 +177,8 @@ TEST(Kernels, HalfToFloatAllValues) {
         EXPECT_TRUE(std::isnan(got)) << h;
       continue;
     }
-    const double ref = exp == 0 ? sign * std::ldexp(double(mant), -24) : sign * std::ldexp(1.0 + mant / 1024.0, int(exp) - 15);
+    const double ref =
+        exp == 0 ? sign * std::ldexp(double(mant), -24) : sign * std::ldexp(1.0 + mant / 1024.0, int(exp) - 15);
     EXPECT_EQ(double(got), ref) << h;
     if (h == 0x8000) {
       EXPECT_TRUE(std::signbit(got));
@@ -203,7 +205,8 @@ TEST(Kernels, EmbeddingRows) {
 }
 
 TEST(Kernels, SigmoidMeanAxpy) {
-  for (float x : {-100.f, -20.f, -1.f, 0.f, 0.5f, 20.f, 100.f}) EXPECT_NEAR(k::Sigmoid(x), 1.0 / (1.0 + std::exp(-double(x))), 1e-7);
+  for (float x : {-100.f, -20.f, -1.f, 0.f, 0.5f, 20.f, 100.f})
+    EXPECT_NEAR(k::Sigmoid(x), 1.0 / (1.0 + std::exp(-double(x))), 1e-7);
   EXPECT_EQ(k::Sigmoid(-1000.f), 0.f);
   EXPECT_EQ(k::Sigmoid(1000.f), 1.f);
   std::vector<float> x = {1, 2, 3, 6};
@@ -250,7 +253,7 @@ LinearData Int8Linear(const std::string& name, int in, int out, bool relu, Quant
   for (auto& v : l.bq) v = static_cast<int32_t>(rng() % 2001) - 1000;
   l.spec.name = name;
   l.spec.in = in, l.spec.out = out, l.spec.relu = relu;
-  l.spec.precision = Precision::kInt8;
+  l.spec.precision = Precision::INT8;
   l.spec.weight_i8 = l.wq.data();
   l.spec.bias_i32 = l.bq.data();
   l.spec.weight_scale = l.ws.data();
@@ -294,7 +297,7 @@ TEST_F(Dense, F32ChainMatchesLoops) {
     auto xv = Rand(rows * 13, rng, 2.f);
     std::memcpy(x, xv.data(), xv.size() * 4);
     std::vector<float> y(rows * 5);
-    ASSERT_TRUE(chain.value()->Run(rows, x, y.data(), &cs, nullptr, nullptr).ok());
+    ASSERT_TRUE(chain.value()->Run(rows, x, y.data(), Exec{nullptr, nullptr, &cs}).ok());
     for (size_t r = 0; r < rows; ++r) {
       std::vector<double> h(21);
       for (int o = 0; o < 21; ++o) {
@@ -318,7 +321,7 @@ TEST_F(Dense, Int8ChainMatchesIntegerReference) {
   std::mt19937_64 rng(7);
   const QuantParams p_in{0.05f, 3}, p_h{0.04f, -128}, p_o{0.06f, 10}, p_in3{0.07f, -5}, p_o3{0.1f, 2};
   LinearData l1 = Int8Linear("l1", 24, 40, true, p_in, p_h, rng);
-  LinearData l2 = Int8Linear("l2", 40, 17, false, p_h, p_o, rng);  // chained: input params = l1's output
+  LinearData l2 = Int8Linear("l2", 40, 17, false, p_h, p_o, rng);    // chained: input params = l1's output
   LinearData l3 = Int8Linear("l3", 17, 9, false, p_in3, p_o3, rng);  // mismatch: dequantize + quantize
   auto chain = DenseChain::Create({&l1.spec, &l2.spec, &l3.spec}, DenseKernels::kAuto);
   ASSERT_TRUE(chain.ok()) << chain.status().ToString();
@@ -328,7 +331,7 @@ TEST_F(Dense, Int8ChainMatchesIntegerReference) {
     Buffer<float> in;
     std::memcpy(in.Reserve(xv.size()), xv.data(), xv.size() * 4);
     std::vector<float> y(rows * 9);
-    ASSERT_TRUE(chain.value()->Run(rows, in.data(), y.data(), &cs, nullptr, nullptr).ok());
+    ASSERT_TRUE(chain.value()->Run(rows, in.data(), y.data(), Exec{nullptr, nullptr, &cs}).ok());
     std::vector<int8_t> q(xv.size());
     for (size_t i = 0; i < xv.size(); ++i) q[i] = QuantizeRef(xv[i], p_in);
     auto h1 = Int8Ref(l1, q, rows);
@@ -356,7 +359,7 @@ TEST_F(Dense, Int8LayerWithoutChainNeighbours) {
   Buffer<float> in;
   std::memcpy(in.Reserve(xv.size()), xv.data(), xv.size() * 4);
   std::vector<float> y(4 * 8);
-  ASSERT_TRUE(chain.value()->Run(4, in.data(), y.data(), &cs, nullptr, nullptr).ok());
+  ASSERT_TRUE(chain.value()->Run(4, in.data(), y.data(), Exec{nullptr, nullptr, &cs}).ok());
   std::vector<int8_t> q(xv.size());
   for (size_t i = 0; i < xv.size(); ++i) q[i] = QuantizeRef(xv[i], {0.03f, 0});
   auto h = Int8Ref(l, q, 4);
@@ -376,9 +379,10 @@ TEST_F(Dense, VnniMatchesXnnpackBitForBit) {
     bool relu;
     QuantParams ip, op;
   };
-  for (const Shape& sh : {Shape{13, 7, false, {0.05f, 3}, {0.07f, -4}}, Shape{64, 16, true, {0.02f, -128}, {0.03f, -128}},
-                          Shape{416, 256, true, {0.031f, 17}, {0.05f, -128}}, Shape{33, 50, false, {0.2f, 0}, {0.9f, 120}},
-                          Shape{7, 1, false, {0.1f, -7}, {0.04f, 0}}}) {
+  for (const Shape& sh :
+       {Shape{13, 7, false, {0.05f, 3}, {0.07f, -4}}, Shape{64, 16, true, {0.02f, -128}, {0.03f, -128}},
+        Shape{416, 256, true, {0.031f, 17}, {0.05f, -128}}, Shape{33, 50, false, {0.2f, 0}, {0.9f, 120}},
+        Shape{7, 1, false, {0.1f, -7}, {0.04f, 0}}}) {
     LinearData l = Int8Linear("v", sh.in, sh.out, sh.relu, sh.ip, sh.op, rng);
     auto vnni = CreateVnniQc8Layer(l.spec);
     auto xnn = CreateXnnpackDenseLayer(l.spec);
@@ -437,7 +441,7 @@ TEST_F(Dense, VnniF32OutputMatchesLoop) {
           EXPECT_NEAR(y[r * sh.out + o], want, 1e-5 * (1 + std::fabs(want)))
               << sh.in << "->" << sh.out << " row " << r << " out " << o;
         }
-      if (sh.relu && rows * sh.out > 100) EXPECT_GT(zeros, 0);  // relu really clamped something
+      if (sh.relu && rows * sh.out > 100) EXPECT_GT(zeros, 0);                  // relu really clamped something
       for (size_t i = rows * sh.out; i < y.size(); ++i) EXPECT_EQ(y[i], 99.f);  // nothing written past the end
     }
   }
@@ -449,6 +453,35 @@ TEST_F(Dense, VnniF32OutputMatchesLoop) {
   Buffer<int8_t> x;
   std::vector<float> y(4);
   EXPECT_FALSE(xnn.value()->RunQs8ToF32(1, x.Reserve(8), {}, false, y.data(), nullptr).ok());
+}
+
+// The split first layer's GEMM keeps a reference to the spec that describes W_rest: that
+// spec's weights must stay valid as long as the layer (once they pointed at a vector freed
+// right after packing; AddressSanitizer reports the read below as heap-use-after-free then).
+TEST_F(Dense, SplitLayerSpecDescribesLiveWeights) {
+  std::mt19937_64 rng(11);
+  const int d = 4, n = 5;  // fields 0 and 3 are user/context, the rest item/interest columns
+  const std::vector<bool> is_uc = {true, false, false, true, false};
+  const std::vector<int> uc_slot = {0, -1, -1, 1, -1};
+  for (bool int8 : {false, true}) {
+    LinearData l = int8 ? Int8Linear("split", n * d, 6, true, {0.05f, 3}, {0.1f, -128}, rng)
+                        : F32Linear("split", n * d, 6, true, rng);
+    if (int8 && !SplitDense::Supports(l.spec, DenseKernels::kAuto)) continue;  // no VNNI here
+    auto split = SplitDense::Create(l.spec, d, is_uc, uc_slot, DenseKernels::kAuto);
+    ASSERT_TRUE(split.ok()) << split.status().ToString();
+    const LinearSpec& rest = split.value()->rest_layer().spec();
+    ASSERT_EQ(rest.in, 3 * d);
+    const int rest_fields[] = {1, 2, 4};
+    for (int o = 0; o < 6; ++o)
+      for (int j = 0; j < 3; ++j)
+        for (int e = 0; e < d; ++e) {
+          const size_t src = size_t(o) * n * d + rest_fields[j] * d + e, dst = size_t(o) * 3 * d + j * d + e;
+          if (int8)
+            ASSERT_EQ(rest.weight_i8[dst], l.wq[src]) << o << " " << j << " " << e;
+          else
+            ASSERT_EQ(rest.weight_f32[dst], l.w[src]) << o << " " << j << " " << e;
+        }
+  }
 }
 
 TEST(BufferTest, GrowsAndPads) {

@@ -12,9 +12,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "dtrn/io/requests.h"
+#include "dtrn/io/scores.h"
+#include "dtrn/metrics.h"
 #include "dtrn/runtime.h"
-#include "metrics.h"
-#include "request_json.h"
 #include "test_util.h"
 
 namespace dtrn {
@@ -34,9 +35,8 @@ std::string Q(const std::string& s) { return "'" + s + "'"; }
 // Converts a checkpoint; extra = e.g. "--precision int8 --calibration R --embeddings int8".
 void Convert(const std::string& ckpt, const std::string& out, const std::string& extra) {
   std::string log;
-  int rc = t::RunCommand(Q(t::ToolPath("dtrn-convert")) + " --checkpoint " + Q(ckpt) + " --output " + Q(out) + " " +
-                             extra,
-                         &log);
+  int rc = t::RunCommand(
+      Q(t::ToolPath("dtrn-convert")) + " --checkpoint " + Q(ckpt) + " --output " + Q(out) + " " + extra, &log);
   ASSERT_EQ(rc, 0) << log;
 }
 
@@ -114,7 +114,7 @@ void ExpectInt8Close(const std::string& name, const Scored& f32, const Scored& i
       ++values;
     }
     const Request& r = f32.requests[i];
-    double tau = io::KendallTau(Fused(a, r.weights), Fused(b, r.weights));
+    double tau = metrics::KendallTau(Fused(a, r.weights), Fused(b, r.weights));
     if (!std::isnan(tau)) tau_sum += tau, ++taus;
     have_labels = have_labels && r.labels.size() == a.num_candidates;
     for (size_t c = 0; c < a.num_candidates; ++c)
@@ -127,11 +127,11 @@ void ExpectInt8Close(const std::string& name, const Scored& f32, const Scored& i
   const double mean_dp = sum / values, mean_tau = taus ? tau_sum / taus : 1.0;
   EXPECT_LE(mean_dp, 0.01) << name;
   EXPECT_GE(mean_tau, 0.95) << name;
-  std::printf("[ %s ] int8 vs f32: mean|dp| %.4f, max|dp| %.4f, mean Kendall tau %.4f", name.c_str(), mean_dp,
-              max_dp, mean_tau);
+  std::printf("[ %s ] int8 vs f32: mean|dp| %.4f, max|dp| %.4f, mean Kendall tau %.4f", name.c_str(), mean_dp, max_dp,
+              mean_tau);
   if (have_labels)
     for (size_t k = 0; k < K; ++k) {
-      double a = io::Auc(pf[k], labels[k]), b = io::Auc(pi[k], labels[k]);
+      double a = metrics::Auc(pf[k], labels[k]), b = metrics::Auc(pi[k], labels[k]);
       if (std::isnan(a)) continue;
       std::printf(", AUC[%zu] %.4f vs %.4f", k, a, b);
       EXPECT_LE(std::fabs(a - b), 0.002) << name << " task " << k;
@@ -146,8 +146,7 @@ void RunCase(const std::string& name, const std::string& config_path, int count,
   t::TempDir dir;
   const std::string ckpt = dir.file("m.safetensors"), req = dir.file("req.jsonl"), gold = dir.file("gold.jsonl");
   std::string log;
-  ASSERT_EQ(t::RunReference("init --config " + Q(config_path) + " --out " + Q(ckpt) + " --seed " +
-                                std::to_string(seed),
+  ASSERT_EQ(t::RunReference("init --config " + Q(config_path) + " --out " + Q(ckpt) + " --seed " + std::to_string(seed),
                             &log),
             0)
       << log;
@@ -156,8 +155,7 @@ void RunCase(const std::string& name, const std::string& config_path, int count,
                             &log),
             0)
       << log;
-  ASSERT_EQ(t::RunReference("golden --checkpoint " + Q(ckpt) + " --requests " + Q(req) + " --out " + Q(gold), &log),
-            0)
+  ASSERT_EQ(t::RunReference("golden --checkpoint " + Q(ckpt) + " --requests " + Q(req) + " --out " + Q(gold), &log), 0)
       << log;
   Convert(ckpt, dir.file("f32.dtrn"), "--precision f32");
   Scored f32;

@@ -91,12 +91,12 @@ TEST(Half, KnownValues) {
   EXPECT_EQ(FloatToHalf(1.f), 0x3C00);
   EXPECT_EQ(FloatToHalf(-2.f), 0xC000);
   EXPECT_EQ(FloatToHalf(65504.f), 0x7BFF);
-  EXPECT_EQ(FloatToHalf(65520.f), 0x7C00);  // rounds up to inf
-  EXPECT_EQ(FloatToHalf(2049.f), 0x6800);   // tie -> even (2048)
-  EXPECT_EQ(FloatToHalf(2051.f), 0x6802);   // tie -> even (2052)
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.f, -25)), 0x0000);  // tie -> even (0)
-  EXPECT_EQ(FloatToHalf(std::ldexp(3.f, -25)), 0x0002);  // 1.5 ulp -> 2
+  EXPECT_EQ(FloatToHalf(65520.f), 0x7C00);                                         // rounds up to inf
+  EXPECT_EQ(FloatToHalf(2049.f), 0x6800);                                          // tie -> even (2048)
+  EXPECT_EQ(FloatToHalf(2051.f), 0x6802);                                          // tie -> even (2052)
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.f, -24)), 0x0001);                            // smallest subnormal
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.f, -25)), 0x0000);                            // tie -> even (0)
+  EXPECT_EQ(FloatToHalf(std::ldexp(3.f, -25)), 0x0002);                            // 1.5 ulp -> 2
   EXPECT_EQ(FloatToHalf(std::ldexp(1023.f, -24) + std::ldexp(1.f, -25)), 0x0400);  // carry into normal
   EXPECT_TRUE(FitsHalf(65504.f));
   EXPECT_FALSE(FitsHalf(65520.f));
@@ -165,7 +165,8 @@ TEST(Calibration, MethodsOnHeavyTail) {
   // some (analytically the optimum keeps about [-4.5, 63]) and has the lowest error.
   EXPECT_LT(ms.scale, mm.scale * 0.9);
   EXPECT_GT(ms.scale, pc.scale);
-  const double e_mm = ExpectedSquaredError(h, mm), e_pc = ExpectedSquaredError(h, pc), e_ms = ExpectedSquaredError(h, ms);
+  const double e_mm = ExpectedSquaredError(h, mm), e_pc = ExpectedSquaredError(h, pc),
+               e_ms = ExpectedSquaredError(h, ms);
   EXPECT_LE(e_ms, e_mm);
   EXPECT_LE(e_ms, e_pc);
 }

@@ -8,13 +8,17 @@
 #include <random>
 #include <string>
 
-#include "metrics.h"
-#include "request_json.h"
+#include "dtrn/io/requests.h"
+#include "dtrn/io/scores.h"
+#include "dtrn/metrics.h"
 #include "request_parse.h"
 #include "test_util.h"
 
 namespace dtrn::io {
 namespace {
+
+using metrics::Auc;
+using metrics::KendallTau;
 
 FieldInfo Sparse(const std::string& name, FieldGroup g, int64_t vocab, bool hashed) {
   FieldInfo f;
@@ -49,13 +53,12 @@ RequestSchema SmallSchema() {
 }
 
 // A valid request; keys deliberately not in config order.
-const char* kGood =
-    R"({"candidates": [{"item_stats": [0.3, 0.1, 0.9], "category": 2, "item_id": 5},)"
-    R"( {"item_id": 8, "category": 1, "item_stats": [0, 0.2, -4]}],)"
-    R"( "id": "r1", "context": {"hour": 13},)"
-    R"( "user": {"user_profile": [0.1, 0.5, -1.0, 2.0], "user_segment": 7, "user_id": 1234},)"
-    R"( "behaviors": {"purchase": [], "click": [11, 52, 7], "cart": [52]},)"
-    R"( "labels": [[1, 0], [0.0, 1.0]], "weights": [1.0, 3]})";
+const char* kGood = R"({"candidates": [{"item_stats": [0.3, 0.1, 0.9], "category": 2, "item_id": 5},)"
+                    R"( {"item_id": 8, "category": 1, "item_stats": [0, 0.2, -4]}],)"
+                    R"( "id": "r1", "context": {"hour": 13},)"
+                    R"( "user": {"user_profile": [0.1, 0.5, -1.0, 2.0], "user_segment": 7, "user_id": 1234},)"
+                    R"( "behaviors": {"purchase": [], "click": [11, 52, 7], "cart": [52]},)"
+                    R"( "labels": [[1, 0], [0.0, 1.0]], "weights": [1.0, 3]})";
 
 // kGood with one substring replaced (must occur exactly once).
 std::string Mutate(const std::string& from, const std::string& to) {
@@ -167,7 +170,8 @@ struct BadCase {
 TEST(RequestJson, EveryErrorNamesTheField) {
   const BadCase cases[] = {
       // ids
-      {R"("user_id": 1234)", R"("user_id": 9223372036854775808)", "user.user_id: id 9223372036854775808 does not fit in int64"},
+      {R"("user_id": 1234)", R"("user_id": 9223372036854775808)",
+       "user.user_id: id 9223372036854775808 does not fit in int64"},
       {R"("user_id": 1234)", R"("user_id": -9223372036854775809)", "user.user_id: expected an integer id"},
       {R"("user_id": 1234)", R"("user_id": 18446744073709551616)", "user.user_id: expected an integer id"},
       {R"("user_id": 1234)", R"("user_id": 5.0)", "user.user_id: expected an integer id in [-2^63, 2^63), got 5.0"},
@@ -184,10 +188,13 @@ TEST(RequestJson, EveryErrorNamesTheField) {
       {R"("user_segment": 7, )", "", "user.user_segment: missing"},
       {R"("hour": 13)", "", "context.hour: missing"},
       {R"("category": 1, )", "", "candidates[1].category: missing"},
-      {R"("hour": 13)", R"("hour": 13, "weekday": 2)", "context.weekday: unknown field (the model's context fields: hour)"},
+      {R"("hour": 13)", R"("hour": 13, "weekday": 2)",
+       "context.weekday: unknown field (the model's context fields: hour)"},
       {R"("user_segment": 7)", R"("user_segment": 7, "age": 3)", "user.age: unknown field"},
-      {R"("category": 1)", R"("category": 1, "colour": 3)", "candidates[1].colour: unknown field (the model's item fields: item_id, category, item_stats)"},
-      {R"("cart": [52])", R"("cart": [52], "wishlist": [])", "behaviors.wishlist: unknown behaviour type (the model's: click, cart, purchase)"},
+      {R"("category": 1)", R"("category": 1, "colour": 3)",
+       "candidates[1].colour: unknown field (the model's item fields: item_id, category, item_stats)"},
+      {R"("cart": [52])", R"("cart": [52], "wishlist": [])",
+       "behaviors.wishlist: unknown behaviour type (the model's: click, cart, purchase)"},
       {R"("id": "r1")", R"("id": "r1", "extra": 1)", "extra: unknown key"},
       {R"("purchase": [], )", "", "behaviors.purchase: missing (use [] for none)"},
       {R"("cart": [52])", R"("cart": 52)", "behaviors.cart: expected an array of item ids"},
@@ -202,7 +209,8 @@ TEST(RequestJson, EveryErrorNamesTheField) {
       {"[0.1, 0.5, -1.0, 2.0]", "[0.1, 0.5, 1e39, 2.0]", "user.user_profile[2]: expected a finite float32 number"},
       {"[0, 0.2, -4]", "[0, 0.2, true]", "candidates[1].item_stats[2]: expected a finite number, got true"},
       // candidates
-      {R"("candidates": [{"item_stats": [0.3, 0.1, 0.9], "category": 2, "item_id": 5},)" R"( {"item_id": 8, "category": 1, "item_stats": [0, 0.2, -4]}],)",
+      {R"("candidates": [{"item_stats": [0.3, 0.1, 0.9], "category": 2, "item_id": 5},)"
+       R"( {"item_id": 8, "category": 1, "item_stats": [0, 0.2, -4]}],)",
        R"("candidates": [],)", "candidates: expected a non-empty array"},
       {R"({"item_id": 8, "category": 1, "item_stats": [0, 0.2, -4]})", "8", "candidates[1]: expected an object, got 8"},
       // labels and weights
@@ -235,7 +243,8 @@ TEST(RequestJson, ErrorsBeforeTheIdIsKnown) {
   EXPECT_NE(ErrorOf(Mutate("[11, 52, 7]", "[11, NaN, 7]"), 7).find("line 7: invalid JSON"), std::string::npos);
   EXPECT_NE(ErrorOf("", 7).find("line 7: invalid JSON"), std::string::npos);
   // Top-level keys, missing ones after the id is known.
-  EXPECT_EQ(ErrorOf(R"({"id": "q", "user": {}, "context": {}, "behaviors": {}})", 7), "line 7 (id q): candidates: missing");
+  EXPECT_EQ(ErrorOf(R"({"id": "q", "user": {}, "context": {}, "behaviors": {}})", 7),
+            "line 7 (id q): candidates: missing");
 }
 
 TEST(RequestJson, LongOrOddIdsAreShortenedInMessages) {
@@ -259,16 +268,15 @@ TEST(RequestJson, SchemaWithoutUserOrContextFields) {
   RequestSchema s = SmallSchema();
   s.user.clear();
   s.context.clear();
-  const char* line =
-      R"({"id": "x", "user": {}, "context": {}, "behaviors": {"click": [], "cart": [], "purchase": []},)"
-      R"( "candidates": [{"item_id": 1, "category": 0, "item_stats": [1, 2, 3]}]})";
+  const char* line = R"({"id": "x", "user": {}, "context": {}, "behaviors": {"click": [], "cart": [], "purchase": []},)"
+                     R"( "candidates": [{"item_id": 1, "category": 0, "item_stats": [1, 2, 3]}]})";
   Result<Request> r = ParseRequestJson(s, line, 1);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->user.empty());
   EXPECT_TRUE(r->context.empty());
   // "user" is still required (docs/request-format.md), and an empty model group rejects any key.
-  Result<Request> bad = ParseRequestJson(
-      s, R"({"id": "x", "user": {"a": 1}, "context": {}, "behaviors": {}, "candidates": []})", 1);
+  Result<Request> bad =
+      ParseRequestJson(s, R"({"id": "x", "user": {"a": 1}, "context": {}, "behaviors": {}, "candidates": []})", 1);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "line 1 (id x): user.a: unknown field (the model's user fields: none)");
 }
@@ -320,9 +328,8 @@ TEST(RequestJson, WriterRoundTripsExactly) {
 }
 
 bool SameRequest(const Request& a, const Request& b) {
-  if (a.id != b.id || !SameValues(a.user, b.user) || !SameValues(a.context, b.context) ||
-      a.behaviors != b.behaviors || a.candidates.size() != b.candidates.size() || a.labels != b.labels ||
-      a.weights != b.weights)
+  if (a.id != b.id || !SameValues(a.user, b.user) || !SameValues(a.context, b.context) || a.behaviors != b.behaviors ||
+      a.candidates.size() != b.candidates.size() || a.labels != b.labels || a.weights != b.weights)
     return false;
   for (size_t c = 0; c < a.candidates.size(); ++c)
     if (!SameValues(a.candidates[c], b.candidates[c])) return false;
@@ -332,11 +339,37 @@ bool SameRequest(const Request& a, const Request& b) {
 // The SAX fast path must accept exactly what the DOM walk accepts, with the same Request.
 TEST(RequestJson, FastPathAgreesWithTheDomWalkOnMutatedInput) {
   const RequestSchema schema = SmallSchema();
-  const std::vector<std::string> tokens = {
-      "null", "true", "1.5", "0", "1", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775809",
-      "1e39", "1e3", "\"x\"", "[]", "{}", ",", ":", "[0.5]", "[1,0]", "[[1,0],[0,1]]", "\"labels\":null,",
-      "\"weights\":[1,2],", "\"id\":\"dup\",", "\"item_id\":3,", "\"cart\":[],", "]", "}", "\"", "-0", "2",
-      "[0.1,0.2,0.3]", "[0.1,0.2,0.3,0.4]"};
+  const std::vector<std::string> tokens = {"null",
+                                           "true",
+                                           "1.5",
+                                           "0",
+                                           "1",
+                                           "-1",
+                                           "9223372036854775807",
+                                           "9223372036854775808",
+                                           "-9223372036854775809",
+                                           "1e39",
+                                           "1e3",
+                                           "\"x\"",
+                                           "[]",
+                                           "{}",
+                                           ",",
+                                           ":",
+                                           "[0.5]",
+                                           "[1,0]",
+                                           "[[1,0],[0,1]]",
+                                           "\"labels\":null,",
+                                           "\"weights\":[1,2],",
+                                           "\"id\":\"dup\",",
+                                           "\"item_id\":3,",
+                                           "\"cart\":[],",
+                                           "]",
+                                           "}",
+                                           "\"",
+                                           "-0",
+                                           "2",
+                                           "[0.1,0.2,0.3]",
+                                           "[0.1,0.2,0.3,0.4]"};
   std::vector<std::string> seeds = {kGood};
   std::mt19937_64 rng(17);
   for (int i = 0; i < 4; ++i) {
@@ -349,10 +382,10 @@ TEST(RequestJson, FastPathAgreesWithTheDomWalkOnMutatedInput) {
     for (int m = 0, n = 1 + rng() % 3; m < n && !s.empty(); ++m) {
       const size_t at = rng() % s.size();
       switch (rng() % 5) {
-        case 0: s[at] = static_cast<char>(rng() % 128); break;                      // flip a byte
-        case 1: s.erase(at, 1 + rng() % 8); break;                                  // delete
-        case 2: s.insert(at, tokens[rng() % tokens.size()]); break;                 // insert a token
-        case 3: {                                                                   // replace a number
+        case 0: s[at] = static_cast<char>(rng() % 128); break;       // flip a byte
+        case 1: s.erase(at, 1 + rng() % 8); break;                   // delete
+        case 2: s.insert(at, tokens[rng() % tokens.size()]); break;  // insert a token
+        case 3: {                                                    // replace a number
           const size_t d = s.find_first_of("0123456789", at);
           if (d != std::string::npos) {
             const size_t e = s.find_first_not_of("0123456789.", d);
@@ -360,7 +393,7 @@ TEST(RequestJson, FastPathAgreesWithTheDomWalkOnMutatedInput) {
           }
           break;
         }
-        default: s = s.substr(0, at); break;                                         // truncate
+        default: s = s.substr(0, at); break;  // truncate
       }
     }
     Request fast;
@@ -443,9 +476,8 @@ Scores MakeScores(size_t n, size_t k, const std::vector<float>& p, const std::ve
 TEST(ScoresJson, ExactFormatAsTheReferenceWritesIt) {
   // Expected digits are Python's format(float(np.float32(x)), ".9g") (reference/dtrn_ref/requests_io.py).
   Scores s = MakeScores(2, 2, {0.1f, 1e-5f, 0.5f, 1.0f}, {-4.6f, 0.0f, -0.0f, 3.4028234663852886e38f});
-  EXPECT_EQ(ScoresToJsonLine("r1", s, {1, 0}),
-            R"({"id":"r1","scores":[[0.100000001,9.99999975e-06],[0.5,1]],)"
-            R"("logits":[[-4.5999999,0],[-0,3.40282347e+38]],"order":[1,0]})");
+  EXPECT_EQ(ScoresToJsonLine("r1", s, {1, 0}), R"({"id":"r1","scores":[[0.100000001,9.99999975e-06],[0.5,1]],)"
+                                               R"("logits":[[-4.5999999,0],[-0,3.40282347e+38]],"order":[1,0]})");
   // Ids escaped as json.dumps does (ASCII only, surrogate pairs, \u007f).
   Scores one = MakeScores(1, 1, {2.5e-10f}, {1.401298464324817e-45f});
   EXPECT_EQ(ScoresToJsonLine("r\"1\\\n\t\x01\xc3\xa9\xf0\x9f\x98\x80\x7f", one, {0}),

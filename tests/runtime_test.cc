@@ -3,17 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <new>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
+#include <new>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "dense_vnni.h"
 #include "model_builder.h"
+#include "model_impl.h"
 #include "test_util.h"
 
 // Counts C++ heap allocations while g_count_allocs is set (the steady-state test).
@@ -149,8 +150,8 @@ TEST(Loader, LoadsAndDescribesAModel) {
   EXPECT_EQ(m->group_fields(FieldGroup::kItem), (std::vector<int>{4, 5, 6}));
   EXPECT_FALSE(m->has_int8_layers());
   EXPECT_EQ(m->file_size(), bytes.size());
-  ASSERT_NE(m->flatbuffer(), nullptr);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(m->segment()) % 64, 0u);
+  ASSERT_NE(ViewOf(*m).fbm, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(ViewOf(*m).segment) % 64, 0u);
 }
 
 TEST(Loader, MmapEqualsBuffer) {
@@ -195,9 +196,7 @@ TEST(Loader, RejectsTrailingBytes) {
 }
 
 size_t SegmentStart(const std::string& bytes) {
-  uint32_t s;
-  std::memcpy(&s, bytes.data(), 4);
-  return (s + 4 + 63) / 64 * 64;
+  return format::Header::Parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).value().segment_offset;
 }
 
 TEST(Loader, SegmentBitFlipFailsChecksum) {
@@ -249,7 +248,7 @@ TEST(Loader, HeaderBitFlipsNeverCrash) {
 
 TEST(Loader, RejectsWrongIdentifier) {
   std::string bytes = BuildTestModel({});
-  bytes[8] = 'X';
+  bytes[1] = 'X';  // the magic "DTRN" at offset 0
   auto m = Model::FromBuffer(bytes.data(), bytes.size());
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kDataLoss);
@@ -260,12 +259,13 @@ TEST(Loader, RejectsWrongIdentifier) {
 
 TEST(Loader, RejectsOtherFormatVersion) {
   TestModelConfig c;
-  c.format_version = 2;
+  c.format_version = format::kFormatVersion + 1;
   std::string bytes = BuildTestModel(c);
   auto m = Model::FromBuffer(bytes.data(), bytes.size());
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kUnimplemented);
-  EXPECT_TRUE(Contains(m.status().message(), "format_version 2")) << m.status().message();
+  EXPECT_TRUE(Contains(m.status().message(), "format_version " + std::to_string(format::kFormatVersion + 1)))
+      << m.status().message();
 }
 
 TEST(Loader, RejectsInconsistentConfig) {
@@ -513,7 +513,8 @@ TEST(Execution, ConcurrentSessionsMatchSerial) {
     auto model = MustLoad(BuildTestModel(cfg));
     std::mt19937_64 rng(13);
     std::vector<Request> reqs;
-    for (int i = 0; i < 24; ++i) reqs.push_back(RandomRequest(*model, rng, 1 + rng() % 30, 10, "r" + std::to_string(i)));
+    for (int i = 0; i < 24; ++i)
+      reqs.push_back(RandomRequest(*model, rng, 1 + rng() % 30, 10, "r" + std::to_string(i)));
     std::vector<Scores> serial;
     auto s = MustSession(model);
     for (const Request& r : reqs) serial.push_back(MustScore(*s, r));
@@ -643,15 +644,15 @@ TEST(Execution, ObserverSeesEveryF32Linear) {
   EXPECT_EQ(got, want);
   for (const auto& [name, e] : rec.calls) {
     EXPECT_FALSE(e.nonfinite) << name;
-    bool relu = Contains(name, "ffn1") || Contains(name, "fc1") || Contains(name, "experts.") ||
-                name == "towers.0.0" || name == "towers.1.0";
+    bool relu = Contains(name, "ffn1") || Contains(name, "fc1") || Contains(name, "experts.") || name == "towers.0.0" ||
+                name == "towers.1.0";
     if (relu) {
       EXPECT_GE(e.min_out, 0.f) << name;
     }
   }
   EXPECT_EQ(rec.calls["tim.query"].rows, 6u);
-  EXPECT_EQ(rec.calls["experts.0.0"].rows, 12u);  // shared experts run on every task's rows
-  EXPECT_EQ(rec.calls["experts.0.0"].in, 80u);    // n * d = (7 + 3) * 8
+  EXPECT_EQ(rec.calls["experts.0.0"].rows, 12u);               // shared experts run on every task's rows
+  EXPECT_EQ(rec.calls["experts.0.0"].in, 80u);                 // n * d = (7 + 3) * 8
   EXPECT_EQ(rec.calls["tim.blocks.0.attn.in_proj"].rows, 3u);  // block 0: shared by the tasks
   EXPECT_EQ(rec.calls["tim.blocks.1.attn.in_proj"].rows, 6u);  // later blocks: per task
 }
@@ -699,8 +700,9 @@ TEST(Execution, Int8SplitFirstLayerMatchesWholeLayer) {
     EXPECT_LE(worst, 0.06);
     EXPECT_LE(sum / count, 0.01);
     EXPECT_LE(split_err, 1.25 * whole_err);
-    std::printf("[ %s ] split vs whole int8: max |dp| = %.3g, mean |dp| = %.3g; mean |dp| to f32: split %.3g, whole %.3g\n",
-                name.c_str(), worst, sum / count, split_err / count, whole_err / count);
+    std::printf(
+        "[ %s ] split vs whole int8: max |dp| = %.3g, mean |dp| = %.3g; mean |dp| to f32: split %.3g, whole %.3g\n",
+        name.c_str(), worst, sum / count, split_err / count, whole_err / count);
   }
 }
 
@@ -741,8 +743,9 @@ TEST(Execution, QuantizedTablesAndLayersStayClose) {
     bool int8_head;
     double max_tol;
   };
-  for (const Case& cs : {Case{"f16 tables", fb::DType::F16, false, 2e-3}, Case{"int8 tables", fb::DType::INT8, false, 0.05},
-                         Case{"int8 head", fb::DType::F32, true, 0.15}}) {
+  for (const Case& cs :
+       {Case{"f16 tables", fb::DType::F16, false, 2e-3}, Case{"int8 tables", fb::DType::INT8, false, 0.05},
+        Case{"int8 head", fb::DType::F32, true, 0.15}}) {
     SCOPED_TRACE(cs.name);
     TestModelConfig c = f32;
     c.table_type = cs.tables;

@@ -78,10 +78,14 @@ TEST(SafeTensors, OffsetsOutOfBoundsOverlapGapsTrailing) {
   ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551616]}})", 4),
               "data_offsets");
   ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4), "reversed");
-  ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
-              "overlaps");
-  ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8),
-              "overlaps");
+  ExpectError(
+      Raw(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+          12),
+      "overlaps");
+  ExpectError(
+      Raw(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+          8),
+      "overlaps");
   ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8), "gap");
   ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8), "trailing");
   ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4), "data_offsets");
@@ -99,7 +103,8 @@ TEST(SafeTensors, DtypesAndShapes) {
   ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}})", 4), "overflows");
   ExpectError(Raw(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", 4), "shape");
   ExpectError(Raw(R"({"a":{"shape":[1],"data_offsets":[0,4]}})", 4), "dtype");
-  ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":1}})", 4), "unknown header key 'extra'");
+  ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":1}})", 4),
+              "unknown header key 'extra'");
 }
 
 TEST(SafeTensors, StructureErrors) {
@@ -107,8 +112,10 @@ TEST(SafeTensors, StructureErrors) {
   ExpectError(Raw(R"({"a":5})", 0), "not an object");
   ExpectError(Raw(R"({"__metadata__":{"k":1}})", 0), "not a string");
   ExpectError(Raw(R"({"__metadata__":[]})", 0), "__metadata__");
-  ExpectError(Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
-              "names 'a' twice");
+  ExpectError(
+      Raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+          8),
+      "names 'a' twice");
   ExpectError(Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4), "not valid JSON");
   ExpectError(Raw("{\"\xff\xfe\":{}}", 0), "not valid JSON");
   EXPECT_TRUE(Parse(Raw("{}", 0)).ok()) << "an empty checkpoint is well-formed (the config check refuses it)";

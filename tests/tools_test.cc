@@ -11,10 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "dtrn/io/requests.h"
+#include "dtrn/io/scores.h"
+#include "dtrn/metrics.h"
 #include "dtrn/runtime.h"
-#include "metrics.h"
 #include "model_builder.h"
-#include "request_json.h"
 #include "test_util.h"
 
 namespace dtrn {
@@ -58,7 +59,8 @@ class ToolsTest : public ::testing::Test {
     std::mt19937_64 rng(21);
     std::string text;
     for (int i = 0; i < 12; ++i) {
-      Request r = testing::RandomRequest(*model_, rng, 1 + (i * 5) % 23, 2 * model_->seq_len(), "r" + std::to_string(i));
+      Request r =
+          testing::RandomRequest(*model_, rng, 1 + (i * 5) % 23, 2 * model_->seq_len(), "r" + std::to_string(i));
       for (size_t c = 0; c < r.candidates.size(); ++c)
         r.labels.push_back({static_cast<float>(rng() % 2), static_cast<float>(rng() % 3 == 0)});
       if (i % 4 == 1) r.weights = {2.0f, 0.5f};
@@ -144,9 +146,8 @@ TEST_F(ToolsTest, TopPrintsTheBestCandidates) {
     auto top = TopK(s, requests_[i].weights, 3);
     std::string expect = requests_[i].id + ":";
     for (int c : top.value()) {
-      double fused = 0;
-      for (size_t k = 0; k < s.num_tasks; ++k)
-        fused += (requests_[i].weights.empty() ? 1.0f : requests_[i].weights[k]) * s.prob(c, k);
+      // The fused score the ranking used (one definition: dtrn::FusedScore).
+      const float fused = FusedScore(s, requests_[i].weights, c);
       char buf[64];
       std::snprintf(buf, sizeof buf, " %d (%.6f)", c, fused);
       expect += buf;
@@ -177,7 +178,7 @@ TEST_F(ToolsTest, PrintsPerTaskAucWithLabels) {
       << out;
   for (size_t k = 0; k < K; ++k) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "  %-12s %.6f", model_->tasks()[k].c_str(), io::Auc(p[k], y[k]));
+    std::snprintf(buf, sizeof buf, "  %-12s %.6f", model_->tasks()[k].c_str(), metrics::Auc(p[k], y[k]));
     EXPECT_NE(out.find(buf), std::string::npos) << buf << "\n" << out;
   }
 }
@@ -191,19 +192,20 @@ TEST_F(ToolsTest, BadLineStopsWithExit2AndNoOutput) {
   const std::string output = dir_.file("out.jsonl");
   WriteFile(output, "previous contents\n");
   std::string out, err;
-  EXPECT_EQ(Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" + output + "'", &out,
-                &err),
-            2);
-  EXPECT_NE(err.find(path + ": line 3 (id r2): candidates[1].category: expected an integer id in [-2^63, 2^63), got 2.5"),
-            std::string::npos)
+  EXPECT_EQ(
+      Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" + output + "'", &out, &err),
+      2);
+  EXPECT_NE(
+      err.find(path + ": line 3 (id r2): candidates[1].category: expected an integer id in [-2^63, 2^63), got 2.5"),
+      std::string::npos)
       << err;
   EXPECT_EQ(ReadFile(output), "previous contents\n");  // untouched: the output is only ever renamed into place
   for (const std::string& name : ListDir(dir_.path())) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
 
   std::remove(output.c_str());
-  EXPECT_EQ(Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" + output + "'", &out,
-                &err),
-            2);
+  EXPECT_EQ(
+      Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" + output + "'", &out, &err),
+      2);
   EXPECT_FALSE(FileExists(output));
 }
 
@@ -214,10 +216,10 @@ TEST_F(ToolsTest, RuntimeRejectionNamesLineAndField) {
   bad.replace(at, bad.find_first_of(",}", at) - at, "40");
   std::string out, err;
   const std::string path = WriteWithLine(1, bad);
-  EXPECT_EQ(Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" +
-                                dir_.file("x.jsonl") + "'",
-                &out, &err),
-            2);
+  EXPECT_EQ(
+      Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" + dir_.file("x.jsonl") + "'",
+          &out, &err),
+      2);
   EXPECT_NE(err.find(path + ": line 2: "), std::string::npos) << err;
   EXPECT_NE(err.find("item_id"), std::string::npos) << err;
   EXPECT_FALSE(FileExists(dir_.file("x.jsonl")));
@@ -227,10 +229,10 @@ TEST_F(ToolsTest, KeepGoingSkipsWithAnErrorAndExit2) {
   const std::string path = WriteWithLine(4, R"({"id": "r4", "user": {}})");
   const std::string output = dir_.file("kg.jsonl");
   std::string out, err;
-  EXPECT_EQ(Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" + output +
-                                "' --keep-going",
-                &out, &err),
-            2);
+  EXPECT_EQ(
+      Run("dtrn-run", "--model '" + model_path_ + "' --requests '" + path + "' --output '" + output + "' --keep-going",
+          &out, &err),
+      2);
   EXPECT_NE(err.find(path + ": line 5 (id r4): context: missing (skipped)"), std::string::npos) << err;
   EXPECT_NE(err.find("1 request failed and was skipped"), std::string::npos) << err;
   std::vector<std::string> got = Lines(ReadFile(output));
@@ -257,6 +259,7 @@ TEST_F(ToolsTest, ArgumentsAndMissingFiles) {
 }
 
 TEST_F(ToolsTest, BenchRunsAndWritesJson) {
+  if (!FileExists(ToolPath("dtrn-bench"))) GTEST_SKIP() << "dtrn-bench not built (DTRN_BUILD_BENCH=OFF)";
   std::string out, err;
   const std::string json_path = dir_.file("bench.json");
   ASSERT_EQ(Run("dtrn-bench", Base() + " --warmup 2 --runs 7 --candidates 17 --json '" + json_path + "'", &out, &err),

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "convert.h"
-#include "dtrn_writer.h"
+#include "dtrn/tools/cli.h"
 
 namespace {
 
@@ -45,110 +45,62 @@ options:
   --quiet                    no progress output.
   --help                     this text.
 
+The output never replaces an input: --output (or --report) naming the checkpoint or a
+requests file, also through a symlink or a hard link, is refused. The checkpoint's
+SHA-256 is printed and recorded in the model (dtrn-inspect shows it).
+
 exit codes: 0 ok; 2 bad input (unreadable/corrupt checkpoint, invalid config,
 missing/mis-shaped tensor, NaN weights, bad requests, bad flags); 1 other
 failures (cannot write the output, internal errors).
 )";
 
-int ExitCode(const dtrn::Status& s) {
-  switch (s.code()) {
-    case dtrn::StatusCode::kInvalidArgument:
-    case dtrn::StatusCode::kNotFound:
-    case dtrn::StatusCode::kDataLoss:
-    case dtrn::StatusCode::kUnimplemented:
-      return 2;
-    default:
-      return 1;
-  }
-}
-
-int UsageError(const std::string& msg) {
-  std::cerr << "dtrn-convert: " << msg << "\n(see dtrn-convert --help)\n";
-  return 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace dtrn::convert;
-  std::map<std::string, std::string> flags;
-  bool quiet = false, no_equalize = false;
-  static const char* kValued[] = {"--checkpoint", "--output", "--precision", "--calibration", "--holdout",
-                                  "--embeddings", "--report", "--calibration-method", "--percentile", "--int8-layers"};
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (a == "--quiet") {
-      quiet = true;
-      continue;
-    }
-    if (a == "--no-equalize") {
-      no_equalize = true;
-      continue;
-    }
-    std::string value;
-    const size_t eq = a.find('=');
-    if (eq != std::string::npos) {
-      value = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    }
-    bool known = false;
-    for (const char* k : kValued) known = known || a == k;
-    if (!known) return UsageError("unknown argument '" + a + "'");
-    if (eq == std::string::npos) {
-      if (i + 1 >= argc) return UsageError(a + " needs a value");
-      value = argv[++i];
-    }
-    if (flags.count(a)) return UsageError(a + " given twice");
-    flags[a] = value;
-  }
+  dtrn::tools::Flags flags("dtrn-convert", kUsage);
+  for (const char* v : {"--checkpoint", "--output", "--precision", "--calibration", "--holdout", "--embeddings",
+                        "--report", "--calibration-method", "--percentile", "--int8-layers"})
+    flags.Value(v);
+  flags.Switch("--quiet").Switch("--no-equalize");
+  if (int rc = flags.Parse(argc, argv); rc >= 0) return rc;
   ConvertOptions o;
-  o.verbose = !quiet;
-  o.equalize = !no_equalize;
-  if (!flags.count("--checkpoint")) return UsageError("--checkpoint is required");
-  if (!flags.count("--output")) return UsageError("--output is required");
-  o.checkpoint = flags["--checkpoint"];
-  o.output = flags["--output"];
-  if (flags.count("--precision")) {
-    const std::string& p = flags["--precision"];
-    if (p != "f32" && p != "int8") return UsageError("--precision: expected f32 or int8, got '" + p + "'");
-    o.int8 = p == "int8";
-  }
-  if (flags.count("--embeddings")) {
-    auto e = ParseEmbeddingType(flags["--embeddings"]);
-    if (!e.ok()) return UsageError(e.status().message());
+  o.verbose = !flags.Has("--quiet");
+  o.equalize = !flags.Has("--no-equalize");
+  if (!flags.Has("--checkpoint")) return flags.UsageError("--checkpoint is required");
+  if (!flags.Has("--output")) return flags.UsageError("--output is required");
+  o.checkpoint = flags.Get("--checkpoint");
+  o.output = flags.Get("--output");
+  std::string precision, policy;
+  if (!flags.Choice("--precision", {"f32", "int8"}, "f32", &precision)) return 2;
+  o.int8 = precision == "int8";
+  if (flags.Has("--embeddings")) {
+    auto e = ParseEmbeddingType(flags.Get("--embeddings"));
+    if (!e.ok()) return flags.UsageError(e.status().message());
     o.embeddings = e.value();
   }
-  if (flags.count("--calibration-method")) {
-    auto m = dtrn::quant::ParseCalibrationMethod(flags["--calibration-method"]);
-    if (!m.ok()) return UsageError("--calibration-method: " + m.status().message());
+  if (flags.Has("--calibration-method")) {
+    auto m = dtrn::quant::ParseCalibrationMethod(flags.Get("--calibration-method"));
+    if (!m.ok()) return flags.UsageError("--calibration-method: " + m.status().message());
     o.method = m.value();
   }
-  if (flags.count("--percentile")) {
+  if (flags.Has("--percentile")) {
     char* end = nullptr;
-    o.percentile = std::strtod(flags["--percentile"].c_str(), &end);
-    if (!end || *end || !(o.percentile > 50 && o.percentile <= 100)) {
-      return UsageError("--percentile: expected a number in (50, 100], got '" + flags["--percentile"] + "'");
-    }
+    const std::string& p = flags.Get("--percentile");
+    o.percentile = std::strtod(p.c_str(), &end);
+    if (p.empty() || *end || !(o.percentile > 50 && o.percentile <= 100))
+      return flags.UsageError("--percentile: expected a number in (50, 100], got '" + p + "'");
   }
-  if (flags.count("--int8-layers")) {
-    const std::string& p = flags["--int8-layers"];
-    if (p != "measured" && p != "all") return UsageError("--int8-layers: expected measured or all, got '" + p + "'");
-    o.policy = p == "all" ? Int8Policy::kAll : Int8Policy::kMeasured;
-  }
-  if (flags.count("--calibration")) o.calibration = flags["--calibration"];
-  if (flags.count("--holdout")) o.holdout = flags["--holdout"];
-  if (flags.count("--report")) o.report = flags["--report"];
-  if (!o.int8 && flags.count("--int8-layers")) {
-    return UsageError("--int8-layers needs --precision int8");
-  }
+  if (!flags.Choice("--int8-layers", {"measured", "all"}, "measured", &policy)) return 2;
+  o.policy = policy == "all" ? Int8Policy::kAll : Int8Policy::kMeasured;
+  o.calibration = flags.Get("--calibration");
+  o.holdout = flags.Get("--holdout");
+  o.report = flags.Get("--report");
+  if (!o.int8 && flags.Has("--int8-layers")) return flags.UsageError("--int8-layers needs --precision int8");
   auto r = Convert(o, std::cerr);
   if (!r.ok()) {
     std::cerr << "dtrn-convert: error: " << r.status().message() << "\n";
-    return ExitCode(r.status());
+    return dtrn::tools::ExitCode(r.status());
   }
   return 0;
 }

@@ -2,15 +2,22 @@
 #include <iostream>
 #include <string>
 
+#include "dtrn/runtime.h"
 #include "inspect.h"
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--version") {
+    std::cout << "dtrn-inspect (dtrn-edge " << dtrn::Version() << "), reads .dtrn format_version "
+              << dtrn::FormatVersion() << "\n";
+    return 0;
+  }
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-    std::cout << "usage: dtrn-inspect MODEL.dtrn\n\n"
+    std::cout << "usage: dtrn-inspect MODEL.dtrn\n       dtrn-inspect --version\n\n"
                  "Prints the model's config, every layer (precision, calibrated int8 params), every\n"
                  "tensor (shape, type, quantization, bytes), totals, the converter's int8 decisions,\n"
-                 "the format version and whether the constant-segment checksum holds; then loads it\n"
-                 "with the runtime. Exit code 0 if the model is valid, 2 if not (with the reason).\n";
+                 "the format version, the checkpoint's digest and whether the file's checksum holds;\n"
+                 "then loads it with the runtime. --version prints the library and format versions.\n"
+                 "Exit code 0 if the model is valid, 2 if not (with the reason).\n";
     return 0;
   }
   if (argc != 2 || argv[1][0] == '-') {

@@ -94,7 +94,7 @@ DTRN_API const char* dtrn_model_field_name(const dtrn_model_t* model, size_t fie
 DTRN_API int dtrn_model_field_group(const dtrn_model_t* model, size_t field); /* a dtrn_field_group */
 DTRN_API int dtrn_model_field_kind(const dtrn_model_t* model, size_t field);  /* a dtrn_field_kind */
 DTRN_API int dtrn_model_field_width(const dtrn_model_t* model, size_t field); /* dense width, 0 for sparse */
-DTRN_API int dtrn_model_seq_len(const dtrn_model_t* model);                  /* L */
+DTRN_API int dtrn_model_seq_len(const dtrn_model_t* model);                   /* L */
 
 /* ---- session -------------------------------------------------------------------------------- */
 
@@ -105,8 +105,8 @@ DTRN_API void dtrn_session_free(dtrn_session_t* session);
 /* ---- request -------------------------------------------------------------------------------- */
 
 /* One request line of docs/request-format.md (the JSON need not be NUL-terminated). */
-DTRN_API int dtrn_request_from_json(const dtrn_model_t* model, const char* json, size_t length,
-                                    dtrn_request_t** out, dtrn_error_t* err);
+DTRN_API int dtrn_request_from_json(const dtrn_model_t* model, const char* json, size_t length, dtrn_request_t** out,
+                                    dtrn_error_t* err);
 
 /* An empty request with num_candidates (>= 1) candidates, to fill field by field. Every field,
  * every candidate's item fields and every behaviour type must be set before scoring; the
@@ -125,16 +125,15 @@ DTRN_API int dtrn_request_set_sparse(dtrn_request_t* request, const char* field,
 DTRN_API int dtrn_request_set_dense(dtrn_request_t* request, const char* field, const float* values, size_t count,
                                     dtrn_error_t* err);
 /* An item field of candidate i (0-based), by name. */
-DTRN_API int dtrn_request_set_candidate_sparse(dtrn_request_t* request, size_t candidate, const char* field,
-                                               int64_t id, dtrn_error_t* err);
+DTRN_API int dtrn_request_set_candidate_sparse(dtrn_request_t* request, size_t candidate, const char* field, int64_t id,
+                                               dtrn_error_t* err);
 DTRN_API int dtrn_request_set_candidate_dense(dtrn_request_t* request, size_t candidate, const char* field,
                                               const float* values, size_t count, dtrn_error_t* err);
 /* A behaviour sequence by behaviour-type name, item ids oldest first (count 0: none). */
-DTRN_API int dtrn_request_set_behavior(dtrn_request_t* request, const char* behavior, const int64_t* ids,
-                                       size_t count, dtrn_error_t* err);
+DTRN_API int dtrn_request_set_behavior(dtrn_request_t* request, const char* behavior, const int64_t* ids, size_t count,
+                                       dtrn_error_t* err);
 /* K finite weights in task order for the fused ranking; weights NULL / count 0: back to all 1. */
-DTRN_API int dtrn_request_set_weights(dtrn_request_t* request, const float* weights, size_t count,
-                                      dtrn_error_t* err);
+DTRN_API int dtrn_request_set_weights(dtrn_request_t* request, const float* weights, size_t count, dtrn_error_t* err);
 
 /* ---- scoring -------------------------------------------------------------------------------- */
 

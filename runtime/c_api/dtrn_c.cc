@@ -1,5 +1,6 @@
 // The C API (dtrn.h) over the C++ runtime: handles own C++ objects, every call catches
 // exceptions (none may cross into C) and reports through the caller's dtrn_error_t.
+// dtrn_request_from_json lives apart (dtrn_c_json.cc) so this part needs no JSON library.
 #include "dtrn.h"
 
 #include <cmath>
@@ -12,42 +13,50 @@
 #include <vector>
 
 #include "dtrn/runtime.h"
-#include "request_json.h"
+#include "dtrn_c_internal.h"
 
-#ifndef DTRN_VERSION_STRING
-#define DTRN_VERSION_STRING "0.1.0"
-#endif
+// Status codes: the C enum mirrors dtrn::StatusCode value for value.
+static_assert(DTRN_OK == static_cast<int>(dtrn::StatusCode::kOk) &&
+                  DTRN_INVALID_ARGUMENT == static_cast<int>(dtrn::StatusCode::kInvalidArgument) &&
+                  DTRN_NOT_FOUND == static_cast<int>(dtrn::StatusCode::kNotFound) &&
+                  DTRN_DATA_LOSS == static_cast<int>(dtrn::StatusCode::kDataLoss) &&
+                  DTRN_UNIMPLEMENTED == static_cast<int>(dtrn::StatusCode::kUnimplemented) &&
+                  DTRN_INTERNAL == static_cast<int>(dtrn::StatusCode::kInternal) &&
+                  DTRN_IO == static_cast<int>(dtrn::StatusCode::kIo),
+              "dtrn_status must equal dtrn::StatusCode");
+static_assert(DTRN_GROUP_USER == static_cast<int>(dtrn::FieldGroup::kUser) &&
+                  DTRN_GROUP_CONTEXT == static_cast<int>(dtrn::FieldGroup::kContext) &&
+                  DTRN_GROUP_ITEM == static_cast<int>(dtrn::FieldGroup::kItem) &&
+                  DTRN_FIELD_SPARSE == static_cast<int>(dtrn::FieldKind::kSparse) &&
+                  DTRN_FIELD_DENSE == static_cast<int>(dtrn::FieldKind::kDense),
+              "dtrn_field_group / dtrn_field_kind must equal the C++ enums");
 
-namespace {
+namespace dtrn::c_api {
 
-using dtrn::FieldGroup;
-using dtrn::FieldKind;
-using dtrn::Status;
-
-// Where each name lives in a dtrn::Request; built once per loaded model, shared by its requests.
-struct Layout {
-  struct Slot {
-    FieldGroup group;
-    size_t index;  // within the group
-    const dtrn::FieldInfo* info;
+Layout::Layout(const Model& model) : tasks(model.tasks()), behaviors(model.behaviors()) {
+  for (int i : model.group_fields(FieldGroup::kUser)) user.push_back(model.fields()[i]);
+  for (int i : model.group_fields(FieldGroup::kContext)) context.push_back(model.fields()[i]);
+  for (int i : model.group_fields(FieldGroup::kItem)) item.push_back(model.fields()[i]);
+  auto add = [&](const std::vector<FieldInfo>& group, FieldGroup g) {
+    for (size_t i = 0; i < group.size(); ++i) fields.emplace(group[i].name, Slot{g, i, &group[i]});
   };
-  dtrn::io::RequestSchema schema;
-  std::unordered_map<std::string, Slot> fields;
-  std::unordered_map<std::string, size_t> behaviors;
-  std::string field_list;  // for "unknown field" messages
+  add(user, FieldGroup::kUser);
+  add(context, FieldGroup::kContext);
+  add(item, FieldGroup::kItem);
+  for (size_t b = 0; b < behaviors.size(); ++b) behavior_index.emplace(behaviors[b], b);
+  for (const FieldInfo& f : model.fields()) field_list += (field_list.empty() ? "" : ", ") + f.name;
+}
 
-  Layout(const Layout&) = delete;  // slots point into schema
-  explicit Layout(const dtrn::Model& model) : schema(dtrn::io::RequestSchema::FromModel(model)) {
-    auto add = [&](const std::vector<dtrn::FieldInfo>& group, FieldGroup g) {
-      for (size_t i = 0; i < group.size(); ++i) fields.emplace(group[i].name, Slot{g, i, &group[i]});
-    };
-    add(schema.user, FieldGroup::kUser);
-    add(schema.context, FieldGroup::kContext);
-    add(schema.item, FieldGroup::kItem);
-    for (size_t b = 0; b < schema.behaviors.size(); ++b) behaviors.emplace(schema.behaviors[b], b);
-    for (const dtrn::FieldInfo& f : model.fields()) field_list += (field_list.empty() ? "" : ", ") + f.name;
-  }
-};
+bool Layout::SameFields(const Layout& o) const {
+  auto same = [](const std::vector<FieldInfo>& x, const std::vector<FieldInfo>& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (x[i].name != y[i].name || x[i].kind != y[i].kind || x[i].width != y[i].width) return false;
+    return true;
+  };
+  return tasks == o.tasks && behaviors == o.behaviors && same(user, o.user) && same(context, o.context) &&
+         same(item, o.item);
+}
 
 int Fill(dtrn_error_t* err, int code, const std::string& msg) {
   if (err) {
@@ -62,57 +71,17 @@ int Fill(dtrn_error_t* err, int code, const std::string& msg) {
   return code;
 }
 
-int Ok(dtrn_error_t* err) { return Fill(err, DTRN_OK, ""); }
-int Invalid(dtrn_error_t* err, const std::string& msg) { return Fill(err, DTRN_INVALID_ARGUMENT, msg); }
-int FromStatus(dtrn_error_t* err, const Status& st) {
-  return st.ok() ? Ok(err) : Fill(err, static_cast<int>(st.code()), st.message());
-}
+}  // namespace dtrn::c_api
 
-// Runs body, turning any exception into DTRN_INTERNAL.
-template <class F>
-int Guard(dtrn_error_t* err, F&& body) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return Fill(err, DTRN_INTERNAL, "out of memory");
-  } catch (const std::exception& e) {
-    return Fill(err, DTRN_INTERNAL, std::string("internal error: ") + e.what());
-  } catch (...) {
-    return Fill(err, DTRN_INTERNAL, "internal error");
-  }
-}
-
-
-}  // namespace
-
-struct dtrn_model {
-  std::shared_ptr<const dtrn::Model> model;
-  std::shared_ptr<const Layout> layout;
-};
-
-struct dtrn_session {
-  std::shared_ptr<const Layout> layout;
-  std::unique_ptr<dtrn::Session> session;
-};
-
-struct dtrn_request {
-  std::shared_ptr<const Layout> layout;
-  dtrn::Request request;
-  // Which values were set (built field by field); all true for a request from JSON.
-  std::vector<char> user_set, context_set, behavior_set;
-  std::vector<char> item_set;  // N x item fields
-
-  void Resize(size_t n) {
-    request.candidates.resize(n, std::vector<dtrn::FieldValue>(layout->schema.item.size()));
-    item_set.resize(n * layout->schema.item.size(), 0);
-  }
-};
-
-struct dtrn_scores {
-  dtrn::Scores scores;
-  std::vector<float> weights;  // the scored request's (empty = all 1)
-  bool valid = false;
-};
+using dtrn::FieldGroup;
+using dtrn::FieldKind;
+using dtrn::Status;
+using dtrn::c_api::Fill;
+using dtrn::c_api::FromStatus;
+using dtrn::c_api::Guard;
+using dtrn::c_api::Invalid;
+using dtrn::c_api::Layout;
+using dtrn::c_api::Ok;
 
 namespace {
 
@@ -137,8 +106,7 @@ int FindField(const dtrn_request_t* r, const char* field, bool item, FieldKind k
   const bool is_item = s.group == FieldGroup::kItem;
   if (is_item != item)
     return Invalid(err, std::string("field '") + field + "' is " + (is_item ? "an " : "a ") + FieldGroupName(s.group) +
-                            " field: use " +
-                            (is_item ? "dtrn_request_set_candidate_" : "dtrn_request_set_") +
+                            " field: use " + (is_item ? "dtrn_request_set_candidate_" : "dtrn_request_set_") +
                             (s.info->kind == FieldKind::kSparse ? "sparse" : "dense"));
   if (s.info->kind != kind)
     return Invalid(err, std::string("field '") + field + "' is " +
@@ -153,14 +121,13 @@ int CheckDense(const dtrn::FieldInfo& f, const std::string& where, const float* 
     return Invalid(err, where + ": expected " + std::to_string(f.width) + " values, got " + std::to_string(count));
   if (count && !values) return Invalid(err, where + ": values is NULL");
   for (size_t i = 0; i < count; ++i)
-    if (!std::isfinite(values[i]))
-      return Invalid(err, where + "[" + std::to_string(i) + "]: expected a finite number");
+    if (!std::isfinite(values[i])) return Invalid(err, where + "[" + std::to_string(i) + "]: expected a finite number");
   return DTRN_OK;
 }
 
 // Every value must be set before scoring; names the first one that is not.
 int CheckComplete(const dtrn_request_t* r, dtrn_error_t* err) {
-  const auto& s = r->layout->schema;
+  const auto& s = (*r->layout);
   const std::string who = r->request.id.empty() ? "request: " : "request " + r->request.id + ": ";
   for (size_t i = 0; i < s.user.size(); ++i)
     if (!r->user_set[i]) return Invalid(err, who + "user." + s.user[i].name + " was never set");
@@ -177,19 +144,8 @@ int CheckComplete(const dtrn_request_t* r, dtrn_error_t* err) {
   return DTRN_OK;
 }
 
-bool SameSchema(const dtrn::io::RequestSchema& a, const dtrn::io::RequestSchema& b) {
-  auto same = [](const std::vector<dtrn::FieldInfo>& x, const std::vector<dtrn::FieldInfo>& y) {
-    if (x.size() != y.size()) return false;
-    for (size_t i = 0; i < x.size(); ++i)
-      if (x[i].name != y[i].name || x[i].kind != y[i].kind || x[i].width != y[i].width) return false;
-    return true;
-  };
-  return a.tasks == b.tasks && a.behaviors == b.behaviors && same(a.user, b.user) && same(a.context, b.context) &&
-         same(a.item, b.item);
-}
-
-int RankInto(const dtrn_scores_t* scores, const float* weights, size_t num_weights, bool top, size_t k,
-             int32_t* order, size_t capacity, size_t* count, dtrn_error_t* err) {
+int RankInto(const dtrn_scores_t* scores, const float* weights, size_t num_weights, bool top, size_t k, int32_t* order,
+             size_t capacity, size_t* count, dtrn_error_t* err) {
   if (!scores) return Invalid(err, "scores is NULL");
   if (!scores->valid) return Invalid(err, "scores: nothing scored yet");
   if (num_weights && !weights) return Invalid(err, "weights is NULL but num_weights is " + std::to_string(num_weights));
@@ -198,8 +154,8 @@ int RankInto(const dtrn_scores_t* scores, const float* weights, size_t num_weigh
   const size_t want = top ? std::min(k, n) : n;
   if (want && !order) return Invalid(err, "order is NULL");
   if (capacity < want)
-    return Invalid(err, "order has room for " + std::to_string(capacity) + " indices, " + std::to_string(want) +
-                            " needed");
+    return Invalid(err,
+                   "order has room for " + std::to_string(capacity) + " indices, " + std::to_string(want) + " needed");
   dtrn::Result<std::vector<int>> ranked = top ? dtrn::TopK(scores->scores, w, k) : dtrn::Rank(scores->scores, w);
   if (!ranked.ok()) return FromStatus(err, ranked.status());
   const std::vector<int>& v = ranked.value();
@@ -212,19 +168,15 @@ int RankInto(const dtrn_scores_t* scores, const float* weights, size_t num_weigh
 
 extern "C" {
 
-const char* dtrn_version(void) { return "dtrn-edge " DTRN_VERSION_STRING; }
+const char* dtrn_version(void) {
+  static const std::string v =
+      std::string("dtrn-edge ") + dtrn::Version() + " (.dtrn format " + std::to_string(dtrn::FormatVersion()) + ")";
+  return v.c_str();
+}
 
 const char* dtrn_status_name(int code) {
-  switch (code) {
-    case DTRN_OK: return "OK";
-    case DTRN_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case DTRN_NOT_FOUND: return "NOT_FOUND";
-    case DTRN_DATA_LOSS: return "DATA_LOSS";
-    case DTRN_UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case DTRN_INTERNAL: return "INTERNAL";
-    case DTRN_IO: return "IO";
-    default: return "UNKNOWN";
-  }
+  if (code < DTRN_OK || code > DTRN_IO) return "UNKNOWN";
+  return dtrn::StatusCodeName(static_cast<dtrn::StatusCode>(code));
 }
 
 // ---- model ----
@@ -297,28 +249,6 @@ void dtrn_session_free(dtrn_session_t* session) { delete session; }
 
 // ---- request ----
 
-int dtrn_request_from_json(const dtrn_model_t* model, const char* json, size_t length, dtrn_request_t** out,
-                           dtrn_error_t* err) {
-  return Guard(err, [&] {
-    if (!out) return Invalid(err, "out is NULL");
-    *out = nullptr;
-    if (!model) return Invalid(err, "model is NULL");
-    if (!json && length) return Invalid(err, "json is NULL");
-    auto parsed = dtrn::io::ParseRequestJson(model->layout->schema, std::string_view(json ? json : "", length), 0);
-    if (!parsed.ok()) return FromStatus(err, parsed.status());
-    auto r = std::make_unique<dtrn_request>();
-    r->layout = model->layout;
-    r->request = std::move(parsed).value();
-    const auto& s = r->layout->schema;
-    r->user_set.assign(s.user.size(), 1);
-    r->context_set.assign(s.context.size(), 1);
-    r->behavior_set.assign(s.behaviors.size(), 1);
-    r->item_set.assign(r->request.candidates.size() * s.item.size(), 1);
-    *out = r.release();
-    return Ok(err);
-  });
-}
-
 int dtrn_request_create(const dtrn_model_t* model, size_t num_candidates, dtrn_request_t** out, dtrn_error_t* err) {
   return Guard(err, [&] {
     if (!out) return Invalid(err, "out is NULL");
@@ -327,7 +257,7 @@ int dtrn_request_create(const dtrn_model_t* model, size_t num_candidates, dtrn_r
     if (num_candidates < 1) return Invalid(err, "a request needs at least one candidate");
     auto r = std::make_unique<dtrn_request>();
     r->layout = model->layout;
-    const auto& s = r->layout->schema;
+    const auto& s = (*r->layout);
     r->request.user.resize(s.user.size());
     r->request.context.resize(s.context.size());
     r->request.behaviors.resize(s.behaviors.size());
@@ -377,8 +307,7 @@ int dtrn_request_set_sparse(dtrn_request_t* r, const char* field, int64_t id, dt
   });
 }
 
-int dtrn_request_set_dense(dtrn_request_t* r, const char* field, const float* values, size_t count,
-                           dtrn_error_t* err) {
+int dtrn_request_set_dense(dtrn_request_t* r, const char* field, const float* values, size_t count, dtrn_error_t* err) {
   return Guard(err, [&] {
     if (!r) return Invalid(err, "request is NULL");
     const Layout::Slot* slot = nullptr;
@@ -403,7 +332,7 @@ int dtrn_request_set_candidate_sparse(dtrn_request_t* r, size_t candidate, const
     const Layout::Slot* slot = nullptr;
     if (int rc = FindField(r, field, true, FieldKind::kSparse, &slot, err)) return rc;
     r->request.candidates[candidate][slot->index].id = id;
-    r->item_set[candidate * r->layout->schema.item.size() + slot->index] = 1;
+    r->item_set[candidate * r->layout->item.size() + slot->index] = 1;
     return Ok(err);
   });
 }
@@ -420,7 +349,7 @@ int dtrn_request_set_candidate_dense(dtrn_request_t* r, size_t candidate, const 
     const std::string where = "candidates[" + std::to_string(candidate) + "]." + field;
     if (int rc = CheckDense(*slot->info, where, values, count, err)) return rc;
     r->request.candidates[candidate][slot->index].dense.assign(values, values + count);
-    r->item_set[candidate * r->layout->schema.item.size() + slot->index] = 1;
+    r->item_set[candidate * r->layout->item.size() + slot->index] = 1;
     return Ok(err);
   });
 }
@@ -430,10 +359,10 @@ int dtrn_request_set_behavior(dtrn_request_t* r, const char* behavior, const int
   return Guard(err, [&] {
     if (!r) return Invalid(err, "request is NULL");
     if (!behavior) return Invalid(err, "behavior is NULL");
-    auto it = r->layout->behaviors.find(behavior);
-    if (it == r->layout->behaviors.end()) {
+    auto it = r->layout->behavior_index.find(behavior);
+    if (it == r->layout->behavior_index.end()) {
       std::string names;
-      for (const std::string& b : r->layout->schema.behaviors) names += (names.empty() ? "" : ", ") + b;
+      for (const std::string& b : r->layout->behaviors) names += (names.empty() ? "" : ", ") + b;
       return Fill(err, DTRN_NOT_FOUND,
                   std::string("unknown behaviour type '") + behavior + "' (the model's: " + names + ")");
     }
@@ -447,7 +376,7 @@ int dtrn_request_set_behavior(dtrn_request_t* r, const char* behavior, const int
 int dtrn_request_set_weights(dtrn_request_t* r, const float* weights, size_t count, dtrn_error_t* err) {
   return Guard(err, [&] {
     if (!r) return Invalid(err, "request is NULL");
-    const size_t k = r->layout->schema.tasks.size();
+    const size_t k = r->layout->tasks.size();
     if (count == 0) {
       r->request.weights.clear();
       return Ok(err);
@@ -481,7 +410,7 @@ int dtrn_session_score(dtrn_session_t* session, const dtrn_request_t* r, dtrn_sc
     if (!r) return Invalid(err, "request is NULL");
     if (!scores) return Invalid(err, "scores is NULL");
     scores->valid = false;
-    if (r->layout != session->layout && !SameSchema(r->layout->schema, session->layout->schema))
+    if (r->layout != session->layout && !r->layout->SameFields(*session->layout))
       return Invalid(err, "request " + r->request.id + " was built for a model with other fields than the session's");
     if (int rc = CheckComplete(r, err)) return rc;
     Status st = session->session->Score(r->request, &scores->scores);

@@ -17,11 +17,21 @@ size_t DecodeUtf8(const std::string& s, size_t i, uint32_t* cp) {
   unsigned char c = b(i);
   size_t n;
   uint32_t v;
-  if (c < 0x80) { *cp = c; return 1; }
-  if ((c & 0xE0) == 0xC0) { n = 2; v = c & 0x1F; }
-  else if ((c & 0xF0) == 0xE0) { n = 3; v = c & 0x0F; }
-  else if ((c & 0xF8) == 0xF0) { n = 4; v = c & 0x07; }
-  else return 0;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  if ((c & 0xE0) == 0xC0) {
+    n = 2;
+    v = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    n = 3;
+    v = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    n = 4;
+    v = c & 0x07;
+  } else
+    return 0;
   if (i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k) {
     if ((b(i + k) & 0xC0) != 0x80) return 0;
@@ -49,9 +59,7 @@ std::string TruncateUtf8(const std::string& s, size_t max_bytes) {
   return s.substr(0, cut) + "...";
 }
 
-std::string ShowJson(const json& v) {
-  return TruncateUtf8(v.dump(-1, ' ', false, json::error_handler_t::replace), 48);
-}
+std::string ShowJson(const json& v) { return TruncateUtf8(v.dump(-1, ' ', false, json::error_handler_t::replace), 48); }
 
 bool ParseStrictJson(std::string_view text, json* out, std::string* error) {
   // Keys of the objects being parsed, innermost last; starts[i] is where object i's keys begin.
@@ -60,9 +68,7 @@ bool ParseStrictJson(std::string_view text, json* out, std::string* error) {
   std::string duplicate;
   json::parser_callback_t cb = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
     switch (event) {
-      case json::parse_event_t::object_start:
-        starts.push_back(keys.size());
-        break;
+      case json::parse_event_t::object_start: starts.push_back(keys.size()); break;
       case json::parse_event_t::key: {
         const std::string& k = parsed.get_ref<const std::string&>();
         for (size_t i = starts.back(); i < keys.size(); ++i)
@@ -74,8 +80,7 @@ bool ParseStrictJson(std::string_view text, json* out, std::string* error) {
         keys.resize(starts.back());
         starts.pop_back();
         break;
-      default:
-        break;
+      default: break;
     }
     return true;
   };
@@ -120,13 +125,34 @@ void AppendJsonString(const std::string& s, std::string* out) {
       continue;
     }
     switch (c) {
-      case '"': out->append("\\\""); ++i; continue;
-      case '\\': out->append("\\\\"); ++i; continue;
-      case '\n': out->append("\\n"); ++i; continue;
-      case '\r': out->append("\\r"); ++i; continue;
-      case '\t': out->append("\\t"); ++i; continue;
-      case '\b': out->append("\\b"); ++i; continue;
-      case '\f': out->append("\\f"); ++i; continue;
+      case '"':
+        out->append("\\\"");
+        ++i;
+        continue;
+      case '\\':
+        out->append("\\\\");
+        ++i;
+        continue;
+      case '\n':
+        out->append("\\n");
+        ++i;
+        continue;
+      case '\r':
+        out->append("\\r");
+        ++i;
+        continue;
+      case '\t':
+        out->append("\\t");
+        ++i;
+        continue;
+      case '\b':
+        out->append("\\b");
+        ++i;
+        continue;
+      case '\f':
+        out->append("\\f");
+        ++i;
+        continue;
       default: break;
     }
     uint32_t cp;

@@ -18,14 +18,16 @@ using json = nlohmann::json;
 
 enum class Ctx { kTop, kGroup, kDense, kBehaviors, kSeq, kCandidates, kLabels, kLabelRow, kWeights };
 enum TopKey { kId, kUser, kContext, kBehaviors, kCandidates, kLabels, kWeights, kNumTopKeys };
-constexpr const char* kTopNames[kNumTopKeys] = {"id", "user", "context", "behaviors", "candidates", "labels", "weights"};
-constexpr uint64_t kRequiredTop = (1u << kId) | (1u << kUser) | (1u << kContext) | (1u << kBehaviors) | (1u << kCandidates);
+constexpr const char* kTopNames[kNumTopKeys] = {"id",         "user",   "context", "behaviors",
+                                                "candidates", "labels", "weights"};
+constexpr uint64_t kRequiredTop =
+    (1u << kId) | (1u << kUser) | (1u << kContext) | (1u << kBehaviors) | (1u << kCandidates);
 
 struct Frame {
   Ctx ctx;
-  uint64_t seen = 0;    // objects: keys seen, by index
-  int pending = -1;     // objects: index of the key whose value comes next
-  size_t count = 0;     // arrays: elements so far
+  uint64_t seen = 0;                               // objects: keys seen, by index
+  int pending = -1;                                // objects: index of the key whose value comes next
+  size_t count = 0;                                // arrays: elements so far
   const std::vector<FieldInfo>* fields = nullptr;  // kGroup
   std::vector<FieldValue>* values = nullptr;       // kGroup
   std::vector<float>* floats = nullptr;            // kDense, kLabelRow, kWeights
@@ -108,9 +110,12 @@ class Handler {
   bool end_object() {
     Frame& f = stack_.back();
     uint64_t required = 0;
-    if (f.ctx == Ctx::kTop) required = kRequiredTop;
-    else if (f.ctx == Ctx::kGroup) required = AllBits(f.fields->size());
-    else if (f.ctx == Ctx::kBehaviors) required = AllBits(s_.behaviors.size());
+    if (f.ctx == Ctx::kTop)
+      required = kRequiredTop;
+    else if (f.ctx == Ctx::kGroup)
+      required = AllBits(f.fields->size());
+    else if (f.ctx == Ctx::kBehaviors)
+      required = AllBits(s_.behaviors.size());
     if ((f.seen & required) != required) return false;
     stack_.pop_back();
     if (stack_.empty()) {

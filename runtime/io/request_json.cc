@@ -1,9 +1,5 @@
 // Request JSON Lines parser. ParseRequestJson tries the SAX fast path (request_fast.cc) and
 // falls back to this file's DOM walk, the reference semantics, which names every error.
-#include "request_json.h"
-
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "dtrn/io/requests.h"
 #include "json_util.h"
 #include "request_parse.h"
 
@@ -25,7 +22,10 @@ constexpr const char* kTopKeys[] = {"id", "user", "context", "behaviors", "candi
 class Where {
  public:
   explicit Where(size_t line) : line_(line) {}
-  void set_id(std::string id) { id_ = std::move(id); has_id_ = true; }
+  void set_id(std::string id) {
+    id_ = std::move(id);
+    has_id_ = true;
+  }
   Status Error(const std::string& field, const std::string& msg) const {
     std::string s = line_ ? "line " + std::to_string(line_) : "request";
     if (has_id_) s += " (id " + TruncateUtf8(id_, 64) + ")";
@@ -150,8 +150,7 @@ Status ReadBehaviors(const json& obj, const RequestSchema& schema, const Where& 
 Status ReadLabels(const json& v, size_t n, size_t k, const Where& w, std::vector<std::vector<float>>* out) {
   const std::string shape = std::to_string(n) + " arrays (one per candidate) of " + std::to_string(k) + " values";
   if (!v.is_array()) return w.Error("labels", "expected " + shape + ", got " + ShowJson(v));
-  if (v.size() != n)
-    return w.Error("labels", "expected " + shape + ", got " + std::to_string(v.size()) + " arrays");
+  if (v.size() != n) return w.Error("labels", "expected " + shape + ", got " + std::to_string(v.size()) + " arrays");
   out->resize(n);
   for (size_t i = 0; i < n; ++i) {
     const std::string path = "labels[" + std::to_string(i) + "]";
@@ -172,7 +171,8 @@ Status ReadLabels(const json& v, size_t n, size_t k, const Where& w, std::vector
 
 Status ReadWeights(const json& v, size_t k, const Where& w, std::vector<float>* out) {
   if (!v.is_array() || v.size() != k)
-    return w.Error("weights", "expected an array of " + std::to_string(k) + " numbers (task order), got " + ShowJson(v));
+    return w.Error("weights",
+                   "expected an array of " + std::to_string(k) + " numbers (task order), got " + ShowJson(v));
   out->resize(k);
   for (size_t t = 0; t < k; ++t)
     DTRN_RETURN_IF_ERROR(ReadFloat(v[t], w, "weights[" + std::to_string(t) + "]", &(*out)[t]));
@@ -211,8 +211,8 @@ Status ParseInto(const RequestSchema& schema, const json& doc, Where& w, Request
     return w.Error("candidates", "expected a non-empty array of candidate objects, got " + ShowJson(cands));
   req->candidates.resize(cands.size());
   for (size_t i = 0; i < cands.size(); ++i)
-    DTRN_RETURN_IF_ERROR(ReadGroup(cands[i], schema.item, "item", "candidates[" + std::to_string(i) + "]", w,
-                                   &req->candidates[i]));
+    DTRN_RETURN_IF_ERROR(
+        ReadGroup(cands[i], schema.item, "item", "candidates[" + std::to_string(i) + "]", w, &req->candidates[i]));
 
   // null labels/weights mean "absent", as in the reference.
   req->labels.clear();
@@ -224,12 +224,6 @@ Status ParseInto(const RequestSchema& schema, const json& doc, Where& w, Request
   if (weights != doc.end() && !weights->is_null())
     DTRN_RETURN_IF_ERROR(ReadWeights(*weights, schema.tasks.size(), w, &req->weights));
   return Status::Ok();
-}
-
-bool IsBlank(const std::string& s) {
-  for (char c : s)
-    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return false;
-  return true;
 }
 
 }  // namespace
@@ -248,28 +242,6 @@ Result<Request> ParseRequestDom(const RequestSchema& schema, std::string_view li
   Request req;
   DTRN_RETURN_IF_ERROR(ParseInto(schema, doc, w, &req));
   return req;
-}
-
-Result<std::unique_ptr<LineReader>> LineReader::Open(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
-    return NotFound("cannot open " + path + ": " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) return InvalidArgument("cannot read " + path + ": it is a directory");
-  std::unique_ptr<LineReader> r(new LineReader(path));
-  r->in_.open(path, std::ios::binary);
-  if (!r->in_) return IoError("cannot open " + path + ": " + std::strerror(errno));
-  return r;
-}
-
-Result<bool> LineReader::Next(std::string* line, size_t* line_no) {
-  while (std::getline(in_, *line)) {
-    ++line_no_;
-    if (IsBlank(*line)) continue;
-    *line_no = line_no_;
-    return true;
-  }
-  if (in_.bad()) return IoError("read error in " + path_ + " after line " + std::to_string(line_no_));
-  return false;
 }
 
 Result<std::unique_ptr<RequestReader>> RequestReader::Open(RequestSchema schema, const std::string& path) {

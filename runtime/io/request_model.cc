@@ -1,5 +1,5 @@
 // The Model-facing overloads of request_json.h, apart so the parser itself needs no Model.
-#include "request_json.h"
+#include "dtrn/io/requests.h"
 
 namespace dtrn::io {
 

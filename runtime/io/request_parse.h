@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-#include "request_json.h"
+#include "dtrn/io/requests.h"
 
 namespace dtrn::io {
 

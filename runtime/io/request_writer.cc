@@ -1,8 +1,8 @@
 // Request -> JSON line (tests, tools that generate or rewrite requests).
 #include <charconv>
 
+#include "dtrn/io/requests.h"
 #include "json_util.h"
-#include "request_json.h"
 
 namespace dtrn::io {
 namespace {
@@ -28,8 +28,10 @@ void AppendGroup(const std::vector<FieldInfo>& fields, const std::vector<FieldVa
     if (i) out->push_back(',');
     AppendJsonString(fields[i].name, out);
     out->push_back(':');
-    if (fields[i].kind == FieldKind::kSparse) AppendInt(values[i].id, out);
-    else AppendFloats(values[i].dense, out);
+    if (fields[i].kind == FieldKind::kSparse)
+      AppendInt(values[i].id, out);
+    else
+      AppendFloats(values[i].dense, out);
   }
   out->push_back('}');
 }

@@ -2,8 +2,9 @@
 #include <charconv>
 #include <limits>
 
+#include "dtrn/io/line_reader.h"
+#include "dtrn/io/scores.h"
 #include "json_util.h"
-#include "request_json.h"
 
 namespace dtrn::io {
 namespace {
@@ -43,9 +44,12 @@ Status ReadMatrix(const json& v, const char* name, size_t line_no, size_t* n, si
       return LineError(line_no, path, "has " + std::to_string(row.size()) + " values, row 0 has " + std::to_string(*k));
     for (size_t t = 0; t < row.size(); ++t) {
       const json& x = row[t];
-      if (x.is_null()) out->push_back(std::numeric_limits<float>::quiet_NaN());
-      else if (x.is_number()) out->push_back(x.get<float>());
-      else return LineError(line_no, path + "[" + std::to_string(t) + "]", "expected a number, got " + ShowJson(x));
+      if (x.is_null())
+        out->push_back(std::numeric_limits<float>::quiet_NaN());
+      else if (x.is_number())
+        out->push_back(x.get<float>());
+      else
+        return LineError(line_no, path + "[" + std::to_string(t) + "]", "expected a number, got " + ShowJson(x));
     }
   }
   if (*n == 0) *k = 0;
@@ -87,10 +91,14 @@ Result<ScoresLine> ParseScoresJson(std::string_view line, size_t line_no) {
   ScoresLine out;
   auto id = doc.find("id");
   if (id == doc.end()) return LineError(line_no, "id", "missing");
-  if (id->is_string()) out.id = id->get<std::string>();
-  else if (id->type() == json::value_t::number_integer) out.id = std::to_string(id->get<int64_t>());
-  else if (id->type() == json::value_t::number_unsigned) out.id = std::to_string(id->get<uint64_t>());
-  else return LineError(line_no, "id", "expected a string or an integer, got " + ShowJson(*id));
+  if (id->is_string())
+    out.id = id->get<std::string>();
+  else if (id->type() == json::value_t::number_integer)
+    out.id = std::to_string(id->get<int64_t>());
+  else if (id->type() == json::value_t::number_unsigned)
+    out.id = std::to_string(id->get<uint64_t>());
+  else
+    return LineError(line_no, "id", "expected a string or an integer, got " + ShowJson(*id));
 
   auto probs = doc.find("scores");
   if (probs == doc.end()) probs = doc.find("probabilities");

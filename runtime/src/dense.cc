@@ -95,12 +95,13 @@ Status DenseLayer::RunQs8ToF32(size_t, const int8_t*, const RowUpdate&, bool, fl
 }
 
 Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, DenseKernels kernels) {
-  if (spec.precision == Precision::kInt8 && kernels == DenseKernels::kAuto && VnniAvailable()) return CreateVnniQc8Layer(spec);
+  if (spec.precision == Precision::INT8 && kernels == DenseKernels::kAuto && VnniAvailable())
+    return CreateVnniQc8Layer(spec);
   return CreateXnnpackDenseLayer(spec);
 }
 
 Result<std::unique_ptr<DenseLayer>> CreateXnnpackDenseLayer(const LinearSpec& spec) {
-  if (spec.precision == Precision::kInt8) {
+  if (spec.precision == Precision::INT8) {
     auto layer = std::make_unique<XnnQc8Layer>(spec);
     DTRN_RETURN_IF_ERROR(layer->Init());
     return std::unique_ptr<DenseLayer>(std::move(layer));
@@ -110,41 +111,42 @@ Result<std::unique_ptr<DenseLayer>> CreateXnnpackDenseLayer(const LinearSpec& sp
   return std::unique_ptr<DenseLayer>(std::move(layer));
 }
 
-Converter::~Converter() {
+Qs8ConvertOp::~Qs8ConvertOp() {
   if (op_) xnn_delete_operator(op_);
 }
 
-Result<std::unique_ptr<Converter>> Converter::ToQs8(size_t channels, QuantParams p) {
-  std::unique_ptr<Converter> c(new Converter());
+Result<std::unique_ptr<Qs8ConvertOp>> Qs8ConvertOp::ToQs8(size_t channels, QuantParams p) {
+  std::unique_ptr<Qs8ConvertOp> c(new Qs8ConvertOp());
   xnn_status st = xnn_create_convert_nc_f32_qs8(channels, channels, channels, p.scale,
                                                 static_cast<int8_t>(p.zero_point), -128, 127, 0, &c->op_);
   if (st != xnn_status_success) return XnnError("f32->qs8", "xnn_create_convert_nc_f32_qs8", st);
   return c;
 }
 
-Result<std::unique_ptr<Converter>> Converter::ToF32(size_t channels, QuantParams p) {
-  std::unique_ptr<Converter> c(new Converter());
+Result<std::unique_ptr<Qs8ConvertOp>> Qs8ConvertOp::ToF32(size_t channels, QuantParams p) {
+  std::unique_ptr<Qs8ConvertOp> c(new Qs8ConvertOp());
   xnn_status st = xnn_create_convert_nc_qs8_f32(channels, channels, channels, p.scale,
                                                 static_cast<int8_t>(p.zero_point), 0, &c->op_);
   if (st != xnn_status_success) return XnnError("qs8->f32", "xnn_create_convert_nc_qs8_f32", st);
   return c;
 }
 
-Status Converter::Quantize(size_t rows, const float* in, int8_t* out, pthreadpool_t pool) {
+Status Qs8ConvertOp::Quantize(size_t rows, const float* in, int8_t* out, pthreadpool_t pool) {
   xnn_status st = xnn_setup_convert_nc_f32_qs8(op_, rows, in, out, pool);
   if (st == xnn_status_success) st = xnn_run_operator(op_, pool);
   if (st != xnn_status_success) return XnnError("f32->qs8", "convert_nc_f32_qs8", st);
   return Status::Ok();
 }
 
-Status Converter::Dequantize(size_t rows, const int8_t* in, float* out, pthreadpool_t pool) {
+Status Qs8ConvertOp::Dequantize(size_t rows, const int8_t* in, float* out, pthreadpool_t pool) {
   xnn_status st = xnn_setup_convert_nc_qs8_f32(op_, rows, in, out, pool);
   if (st == xnn_status_success) st = xnn_run_operator(op_, pool);
   if (st != xnn_status_success) return XnnError("qs8->f32", "convert_nc_qs8_f32", st);
   return Status::Ok();
 }
 
-Result<std::unique_ptr<DenseChain>> DenseChain::Create(const std::vector<const LinearSpec*>& specs, DenseKernels kernels) {
+Result<std::unique_ptr<DenseChain>> DenseChain::Create(const std::vector<const LinearSpec*>& specs,
+                                                       DenseKernels kernels) {
   if (specs.empty()) return Internal("empty dense chain");
   std::unique_ptr<DenseChain> chain(new DenseChain());
   for (const LinearSpec* s : specs) {
@@ -159,18 +161,20 @@ Result<std::unique_ptr<DenseChain>> DenseChain::Create(const std::vector<const L
     const DenseLayer* prev = j > 0 ? chain->layers_[j - 1].get() : nullptr;
     const DenseLayer* next = j + 1 < n ? chain->layers_[j + 1].get() : nullptr;
     if (!(prev && prev->int8() && prev->output_params() == l.input_params())) {
-      DTRN_ASSIGN_OR_RETURN(chain->steps_[j].quantize, Converter::ToQs8(l.spec().in, l.input_params()));
+      DTRN_ASSIGN_OR_RETURN(chain->steps_[j].quantize, Qs8ConvertOp::ToQs8(l.spec().in, l.input_params()));
     }
     if (!(next && next->int8() && next->input_params() == l.output_params())) {
-      DTRN_ASSIGN_OR_RETURN(chain->steps_[j].dequantize, Converter::ToF32(l.spec().out, l.output_params()));
+      DTRN_ASSIGN_OR_RETURN(chain->steps_[j].dequantize, Qs8ConvertOp::ToF32(l.spec().out, l.output_params()));
     }
   }
   return chain;
 }
 
-Status DenseChain::Run(size_t rows, const float* in, float* out, ChainScratch* scratch, pthreadpool_t pool,
-                       ActivationObserver* observer) {
+Status DenseChain::Run(size_t rows, const float* in, float* out, const Exec& x) {
   if (rows == 0) return Status::Ok();
+  ChainScratch* scratch = x.scratch;
+  pthreadpool_t pool = x.pool;
+  ActivationObserver* observer = x.observer;
   const float* cur_f = in;
   const int8_t* cur_q = nullptr;
   int fi = -1, qi = -1;  // scratch slot holding the current activation (-1: not in scratch)
@@ -181,6 +185,7 @@ Status DenseChain::Run(size_t rows, const float* in, float* out, ChainScratch* s
     const bool last = j + 1 == n;
     if (!l.int8()) {
       float* dst = last ? out : scratch->f32[fi == 0 ? 1 : 0].Reserve(rows * out_f);
+      if (dst == nullptr) return OutOfMemory(l.spec().name);
       DTRN_RETURN_IF_ERROR(l.RunF32(rows, cur_f, dst, pool));
       if (observer) observer->Observe(l.spec().name, cur_f, rows, in_f, dst, out_f);
       fi = last ? -1 : (fi == 0 ? 1 : 0);
@@ -190,15 +195,18 @@ Status DenseChain::Run(size_t rows, const float* in, float* out, ChainScratch* s
     if (steps_[j].quantize) {
       qi = qi == 0 ? 1 : 0;
       int8_t* q = scratch->i8[qi].Reserve(rows * in_f);
+      if (q == nullptr) return OutOfMemory(l.spec().name);
       DTRN_RETURN_IF_ERROR(steps_[j].quantize->Quantize(rows, cur_f, q, pool));
       cur_q = q;
     }
     qi = qi == 0 ? 1 : 0;
     int8_t* dst = scratch->i8[qi].Reserve(rows * out_f);
+    if (dst == nullptr) return OutOfMemory(l.spec().name);
     DTRN_RETURN_IF_ERROR(l.RunQs8(rows, cur_q, dst, pool));
     cur_q = dst;
     if (steps_[j].dequantize) {
       float* df = last ? out : scratch->f32[fi == 0 ? 1 : 0].Reserve(rows * out_f);
+      if (df == nullptr) return OutOfMemory(l.spec().name);
       DTRN_RETURN_IF_ERROR(steps_[j].dequantize->Dequantize(rows, cur_q, df, pool));
       fi = last ? -1 : (fi == 0 ? 1 : 0);
       cur_f = df;

@@ -11,39 +11,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <vector>
 
+#include "buffer.h"
 #include "dtrn/runtime.h"
 #include "model_impl.h"
 
 struct xnn_operator;
 
 namespace dtrn {
-
-// Grow-only, 64-aligned scratch array with XNN_EXTRA_BYTES (and more) of readable
-// padding after any size it was grown to. Contents are not kept across growth.
-template <class T>
-class Buffer {
- public:
-  Buffer() = default;
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& o) noexcept : p_(o.p_), cap_(o.cap_) { o.p_ = nullptr, o.cap_ = 0; }
-  ~Buffer() { std::free(p_); }
-  // Ensures room for n elements; returns the data (nullptr only if out of memory, which throws).
-  T* Reserve(size_t n) {
-    if (n > cap_) Grow(n);
-    return p_;
-  }
-  T* data() const { return p_; }
-  size_t capacity() const { return cap_; }
-
- private:
-  void Grow(size_t n);
-  T* p_ = nullptr;
-  size_t cap_ = 0;
-};
 
 // Per-tensor affine int8 params: real = scale * (q - zero_point).
 struct QuantParams {
@@ -52,24 +28,12 @@ struct QuantParams {
   bool operator==(const QuantParams& o) const { return scale == o.scale && zero_point == o.zero_point; }
 };
 
-template <class T>
-void Buffer<T>::Grow(size_t n) {
-  // 64 bytes of zeroed padding cover XNN_EXTRA_BYTES (16) for any element type.
-  const size_t bytes = (n * sizeof(T) + 64 + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
-  std::free(p_);
-  p_ = static_cast<T*>(p);
-  cap_ = n;
-}
-
 class DenseLayer {
  public:
   explicit DenseLayer(const LinearSpec& spec) : spec_(spec) {}
   virtual ~DenseLayer() = default;
   const LinearSpec& spec() const { return spec_; }
-  bool int8() const { return spec_.precision == Precision::kInt8; }
+  bool int8() const { return spec_.precision == Precision::INT8; }
   QuantParams input_params() const { return {spec_.input_scale, spec_.input_zero_point}; }
   QuantParams output_params() const { return {spec_.output_scale, spec_.output_zero_point}; }
 
@@ -85,7 +49,7 @@ class DenseLayer {
     size_t lda = 0;
     const float* p = nullptr;  // [n, ldp]
     size_t ldp = 0;
-    size_t n = 0;              // 0: no update
+    size_t n = 0;  // 0: no update
   };
   virtual bool supports_f32_output() const { return false; }
   virtual Status RunQs8ToF32(size_t rows, const int8_t* in, const RowUpdate& add, bool relu, float* out,
@@ -101,17 +65,17 @@ Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, Den
 // Always XNNPACK (f32 fully-connected / qc8 1x1 convolution).
 Result<std::unique_ptr<DenseLayer>> CreateXnnpackDenseLayer(const LinearSpec& spec);
 
-// f32 <-> qs8 per-tensor conversion (XNNPACK convert operators).
-class Converter {
+// f32 <-> qs8 per-tensor activation quantization (XNNPACK convert operators).
+class Qs8ConvertOp {
  public:
-  static Result<std::unique_ptr<Converter>> ToQs8(size_t channels, QuantParams p);
-  static Result<std::unique_ptr<Converter>> ToF32(size_t channels, QuantParams p);
-  ~Converter();
+  static Result<std::unique_ptr<Qs8ConvertOp>> ToQs8(size_t channels, QuantParams p);
+  static Result<std::unique_ptr<Qs8ConvertOp>> ToF32(size_t channels, QuantParams p);
+  ~Qs8ConvertOp();
   Status Quantize(size_t rows, const float* in, int8_t* out, pthreadpool_t pool);
   Status Dequantize(size_t rows, const int8_t* in, float* out, pthreadpool_t pool);
 
  private:
-  Converter() = default;
+  Qs8ConvertOp() = default;
   xnn_operator* op_ = nullptr;
 };
 
@@ -121,22 +85,29 @@ struct ChainScratch {
   Buffer<int8_t> i8[2];
 };
 
+// What every component's Run needs from its session: the intra-request thread pool, the
+// calibration observer (or null) and the chains' shared scratch.
+struct Exec {
+  pthreadpool_t pool = nullptr;
+  ActivationObserver* observer = nullptr;
+  ChainScratch* scratch = nullptr;
+};
+
 // A sequence of Linears run as one MLP, f32 in and f32 out. Between two INT8 layers
 // whose params match, activations stay int8; elsewhere they are converted.
 class DenseChain {
  public:
   static Result<std::unique_ptr<DenseChain>> Create(const std::vector<const LinearSpec*>& layers, DenseKernels kernels);
   // in: [rows, in_features] (XNN_EXTRA_BYTES readable after it); out: [rows, out_features].
-  // The observer sees every F32 layer's input and output.
-  Status Run(size_t rows, const float* in, float* out, ChainScratch* scratch, pthreadpool_t pool,
-             ActivationObserver* observer);
+  // The observer (x.observer) sees every F32 layer's input and output.
+  Status Run(size_t rows, const float* in, float* out, const Exec& x);
   int in_features() const { return layers_.front()->spec().in; }
   int out_features() const { return layers_.back()->spec().out; }
 
  private:
   struct Step {
-    std::unique_ptr<Converter> quantize;    // before an INT8 layer whose input is f32
-    std::unique_ptr<Converter> dequantize;  // after an INT8 layer whose consumer wants f32
+    std::unique_ptr<Qs8ConvertOp> quantize;    // before an INT8 layer whose input is f32
+    std::unique_ptr<Qs8ConvertOp> dequantize;  // after an INT8 layer whose consumer wants f32
   };
   std::vector<std::unique_ptr<DenseLayer>> layers_;
   std::vector<Step> steps_;

@@ -23,11 +23,11 @@ namespace {
 
 struct Packed {
   size_t in = 0, out = 0, k4 = 0, blocks = 0;
-  int8_t* w = nullptr;    // [blocks][k4][16 channels][4 inputs]
-  int32_t* bias = nullptr;  // [blocks * 16], zero-point and +128 corrections folded in
-  float* scale = nullptr;   // [blocks * 16]
+  int8_t* w = nullptr;        // [blocks][k4][16 channels][4 inputs]
+  int32_t* bias = nullptr;    // [blocks * 16], zero-point and +128 corrections folded in
+  float* scale = nullptr;     // [blocks * 16]
   float* dq_scale = nullptr;  // [blocks * 16]: s_in·s_w[o] (f32 output)
-  float lo = 0, hi = 0;     // output clamp minus the zero point
+  float lo = 0, hi = 0;       // output clamp minus the zero point
   int32_t zp = 0;
 };
 
@@ -156,7 +156,7 @@ class VnniQc8Layer : public DenseLayer {
     p_.bias = static_cast<int32_t*>(std::aligned_alloc(64, cbytes));
     p_.scale = static_cast<float*>(std::aligned_alloc(64, cbytes));
     p_.dq_scale = static_cast<float*>(std::aligned_alloc(64, cbytes));
-    if (!p_.w || !p_.bias || !p_.scale || !p_.dq_scale) throw std::bad_alloc();
+    if (!p_.w || !p_.bias || !p_.scale || !p_.dq_scale) return OutOfMemory("layer '" + spec_.name + "' packed weights");
     std::memset(p_.w, 0, wbytes);
     std::memset(p_.bias, 0, cbytes);
     std::memset(p_.scale, 0, cbytes);

@@ -6,8 +6,8 @@
 namespace dtrn::kernels {
 
 DTRN_MULTIVERSION
-void GemmNN(size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B, size_t ldb,
-            float* C, size_t ldc) {
+void GemmNN(size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B, size_t ldb, float* C,
+            size_t ldc) {
   size_t m = 0;
   // Four rows of C at a time: each row of B is loaded once for four FMAs.
   for (; m + 4 <= M; m += 4) {
@@ -21,8 +21,7 @@ void GemmNN(size_t M, size_t N, size_t K, float alpha, const float* A, size_t ld
     std::memset(c3, 0, N * sizeof(float));
     const float* a = A + m * lda;
     for (size_t k = 0; k < K; ++k) {
-      const float a0 = alpha * a[k], a1 = alpha * a[lda + k], a2 = alpha * a[2 * lda + k],
-                  a3 = alpha * a[3 * lda + k];
+      const float a0 = alpha * a[k], a1 = alpha * a[lda + k], a2 = alpha * a[2 * lda + k], a3 = alpha * a[3 * lda + k];
       const float* __restrict b = B + k * ldb;
       for (size_t n = 0; n < N; ++n) {
         const float bv = b[n];
@@ -130,8 +129,8 @@ void SelfAttention(const float* qkv, size_t ldqkv, size_t l, size_t d, size_t he
                    float* scratch) {
   const size_t dh = d / heads;
   const float scale = 1.f / std::sqrt(static_cast<float>(dh));
-  float* kt = scratch;       // [dh, l]
-  float* s = kt + dh * l;    // [l, l]
+  float* kt = scratch;     // [dh, l]
+  float* s = kt + dh * l;  // [l, l]
   for (size_t h = 0; h < heads; ++h) {
     Transpose(l, dh, qkv + d + h * dh, ldqkv, kt, l);
     GemmNN(l, l, dh, scale, qkv + h * dh, ldqkv, kt, l, s, l);

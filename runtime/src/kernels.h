@@ -19,8 +19,8 @@
 namespace dtrn::kernels {
 
 // C[M x N] = alpha * A[M x K] · B[K x N]  (overwrites C).
-void GemmNN(size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B, size_t ldb,
-            float* C, size_t ldc);
+void GemmNN(size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B, size_t ldb, float* C,
+            size_t ldc);
 
 // C[M x N] += A[M x K] · B[K x N].
 void GemmNNAdd(size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B, size_t ldb, float* C,

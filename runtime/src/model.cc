@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include "dtrn/version.h"
 #include "model_impl.h"
 
 namespace dtrn {
@@ -89,10 +90,14 @@ const std::vector<FieldInfo>& Model::fields() const { return impl_->fields; }
 const std::vector<int>& Model::group_fields(FieldGroup group) const {
   return impl_->group_fields[static_cast<int>(group)];
 }
+const std::vector<int>& Model::seq_fields() const { return impl_->seq_fields; }
 bool Model::has_int8_layers() const { return impl_->has_int8; }
 size_t Model::file_size() const { return impl_->size; }
-const fb::Model* Model::flatbuffer() const { return impl_->fbm; }
-const uint8_t* Model::segment() const { return impl_->segment; }
+const std::string& Model::producer() const { return impl_->producer; }
+const std::string& Model::checkpoint_digest() const { return impl_->checkpoint_digest; }
+
+const char* Version() { return DTRN_VERSION_STRING; }
+unsigned FormatVersion() { return format::kFormatVersion; }
 
 const char* FieldGroupName(FieldGroup group) {
   switch (group) {

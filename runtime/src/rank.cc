@@ -1,4 +1,4 @@
-// Rank / TopK by the fused score, and the spec's splitmix64.
+// Rank / TopK by the fused score Σ_k w_k · p_k (the spec's "Output"), computed here only.
 #include <algorithm>
 #include <cmath>
 #include <new>
@@ -8,11 +8,11 @@
 
 namespace dtrn {
 
-uint64_t SplitMix64(uint64_t x) {
-  uint64_t z = x + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+float FusedScore(const Scores& scores, const std::vector<float>& weights, size_t i) {
+  const size_t k = scores.num_tasks;
+  float s = 0.f;
+  for (size_t t = 0; t < k; ++t) s += (weights.empty() ? 1.f : weights[t]) * scores.probabilities[i * k + t];
+  return s;
 }
 
 namespace {
@@ -29,11 +29,7 @@ Result<std::vector<float>> Fused(const Scores& scores, const std::vector<float>&
   for (size_t t = 0; t < weights.size(); ++t)
     if (!std::isfinite(weights[t])) return InvalidArgument("weights[" + std::to_string(t) + "] is not finite");
   std::vector<float> fused(n, 0.f);
-  for (size_t i = 0; i < n; ++i) {
-    float s = 0.f;
-    for (size_t t = 0; t < k; ++t) s += (weights.empty() ? 1.f : weights[t]) * scores.probabilities[i * k + t];
-    fused[i] = s;
-  }
+  for (size_t i = 0; i < n; ++i) fused[i] = FusedScore(scores, weights, i);
   return fused;
 }
 

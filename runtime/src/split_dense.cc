@@ -10,15 +10,15 @@ namespace dtrn {
 SplitDense::~SplitDense() = default;
 
 bool SplitDense::Supports(const LinearSpec& spec, DenseKernels kernels) {
-  if (spec.precision == Precision::kF32) return true;
+  if (spec.precision == Precision::F32) return true;
   // The int8 split needs the f32-output entry, which only the VNNI kernel has.
-  return spec.precision == Precision::kInt8 && kernels == DenseKernels::kAuto && VnniAvailable();
+  return spec.precision == Precision::INT8 && kernels == DenseKernels::kAuto && VnniAvailable();
 }
 
 Result<std::unique_ptr<SplitDense>> SplitDense::Create(const LinearSpec& spec, int d, const std::vector<bool>& is_uc,
                                                        const std::vector<int>& uc_slot, DenseKernels kernels) {
   if (!Supports(spec, kernels)) return Internal("SplitDense: layer '" + spec.name + "' cannot run split");
-  const bool int8 = spec.precision == Precision::kInt8;
+  const bool int8 = spec.precision == Precision::INT8;
   const int n = static_cast<int>(is_uc.size());
   if (spec.in != n * d) return Internal("SplitDense: layer '" + spec.name + "' input is not n * d");
   std::unique_ptr<SplitDense> s(new SplitDense(spec));
@@ -36,12 +36,11 @@ Result<std::unique_ptr<SplitDense>> SplitDense::Create(const LinearSpec& spec, i
   s->rest_width_ = static_cast<int>(rest_fields.size()) * d;
   // W_rest: the non-uc column blocks, in r_k order. The kernel packs it at creation.
   const size_t out = spec.out, in = spec.in;
-  std::vector<int8_t> rest_i8;
   if (int8) {
-    rest_i8.resize(out * s->rest_width_);
+    s->rest_i8_.resize(out * s->rest_width_);
     for (size_t o = 0; o < out; ++o)
       for (size_t j = 0; j < rest_fields.size(); ++j)
-        std::memcpy(&rest_i8[o * s->rest_width_ + j * d], spec.weight_i8 + o * in + rest_fields[j] * d, d);
+        std::memcpy(&s->rest_i8_[o * s->rest_width_ + j * d], spec.weight_i8 + o * in + rest_fields[j] * d, d);
     // W_iᵀ, [n_uc * d, out] by uc slot: the per-request products run along out.
     s->uc_weight_.assign(static_cast<size_t>(s->n_uc_) * d * out, 0);
     for (int u = 0; u < s->n_uc_; ++u)
@@ -60,15 +59,12 @@ Result<std::unique_ptr<SplitDense>> SplitDense::Create(const LinearSpec& spec, i
   s->rest_spec_.in = s->rest_width_;
   s->rest_spec_.relu = false;
   s->rest_spec_.weight_f32 = int8 ? nullptr : s->rest_weight_.data();
-  s->rest_spec_.weight_i8 = int8 ? rest_i8.data() : nullptr;
+  s->rest_spec_.weight_i8 = int8 ? s->rest_i8_.data() : nullptr;
   DTRN_ASSIGN_OR_RETURN(s->rest_, CreateDenseLayer(s->rest_spec_, kernels));
-  s->rest_spec_.weight_i8 = nullptr;  // packed: rest_i8 goes away
-  s->rest_weight_.clear();
-  s->rest_weight_.shrink_to_fit();
   if (int8) {
     if (!s->rest_->supports_f32_output())
       return Internal("SplitDense: layer '" + spec.name + "': kernel has no int8 -> f32 output");
-    DTRN_ASSIGN_OR_RETURN(s->quantize_, Converter::ToQs8(s->rest_width_, {spec.input_scale, spec.input_zero_point}));
+    DTRN_ASSIGN_OR_RETURN(s->quantize_, Qs8ConvertOp::ToQs8(s->rest_width_, {spec.input_scale, spec.input_zero_point}));
   }
   s->p_.assign(static_cast<size_t>(s->n_uc_) * out, 0.f);
   return s;
@@ -96,6 +92,7 @@ Status SplitDense::Run(size_t rows, const float* r_rest, const float* a_uc, floa
   if (rows == 0) return Status::Ok();
   if (quantize_) {
     int8_t* q = rest_q_.Reserve(rows * rest_width_);
+    if (q == nullptr) return OutOfMemory("layer '" + spec_.name + "' quantized input");
     DTRN_RETURN_IF_ERROR(quantize_->Quantize(rows, r_rest, q, pool));
     // out = int8 rest product + a_uc · P, relu: one pass in the kernel's epilogue.
     DenseLayer::RowUpdate add;

@@ -6,8 +6,8 @@
 // F32 layers on XNNPACK. INT8 layers where the kernel outputs dequantized accumulators
 // (VNNI): r_rest is quantized with the layer's input params, the int8 product over the
 // rest columns (bias included) is dequantized in the kernel's epilogue, which also adds
-// Σ a_i·P_i and applies relu; P_i = W_i · x_i uses the dequantized weights s_w[o]·q. The output is f32 after relu; a following int8 layer
-// quantizes it with its input params (= this layer's output params).
+// Σ a_i·P_i and applies relu; P_i = W_i · x_i uses the dequantized weights s_w[o]·q. The output is f32 after relu; a
+// following int8 layer quantizes it with its input params (= this layer's output params).
 #pragma once
 
 #include <memory>
@@ -33,19 +33,25 @@ class SplitDense {
   Status Run(size_t rows, const float* r_rest, const float* a_uc, float* out, pthreadpool_t pool);
   int out_features() const { return spec_.out; }
   int rest_width() const { return rest_width_; }
+  // The GEMM over the rest columns (its spec describes W_rest, valid for the layer's life).
+  const DenseLayer& rest_layer() const { return *rest_; }
 
  private:
   SplitDense(const LinearSpec& spec) : spec_(spec) {}
   const LinearSpec& spec_;
   int d_ = 0, n_uc_ = 0, rest_width_ = 0;
-  std::vector<int> uc_field_;   // uc slot -> field index i
-  std::vector<float> p_;        // [n_uc, out]: W_i · x_i of the prepared request
+  std::vector<int> uc_field_;         // uc slot -> field index i
+  std::vector<float> p_;              // [n_uc, out]: W_i · x_i of the prepared request
   std::unique_ptr<DenseLayer> rest_;  // W_rest with bias, no relu (applied after the sum)
+  // rest_ keeps a reference to rest_spec_, whose weight pointers point into these two:
+  // they live as long as the layer (the kernels pack their own copy, but the spec must
+  // never describe freed memory).
   LinearSpec rest_spec_;
-  std::vector<float> rest_weight_;
+  std::vector<float> rest_weight_;  // F32: [out, rest_width]
+  std::vector<int8_t> rest_i8_;     // INT8: [out, rest_width]
   // INT8 only.
   std::vector<int8_t> uc_weight_;  // [n_uc * d, out]: W_iᵀ by uc slot (int8: a quarter of the bytes to stream)
-  std::unique_ptr<Converter> quantize_;  // r_rest -> qs8 with the layer's input params
+  std::unique_ptr<Qs8ConvertOp> quantize_;  // r_rest -> qs8 with the layer's input params
   Buffer<int8_t> rest_q_;
 };
 

@@ -1,13 +1,7 @@
 // dtrn-run: score a JSON Lines file of requests with a .dtrn model, write the scores file.
 // Requests run in parallel across oneTBB workers (one Session each); output keeps input order.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,13 +13,18 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "dtrn/io/requests.h"
+#include "dtrn/io/scores.h"
+#include "dtrn/metrics.h"
 #include "dtrn/runtime.h"
-#include "metrics.h"
-#include "request_json.h"
+#include "dtrn/tools/atomic_file.h"
+#include "dtrn/tools/cli.h"
 
 namespace {
 
-constexpr int kExitOk = 0, kExitFailure = 1, kExitBadInput = 2;
+using dtrn::tools::kExitBadInput;
+using dtrn::tools::kExitFailure;
+using dtrn::tools::kExitOk;
 
 const char* kUsage =
     "usage: dtrn-run --model MODEL.dtrn --requests REQUESTS.jsonl [options]\n"
@@ -54,70 +53,25 @@ struct Options {
   bool keep_going = false, quiet = false;
 };
 
-// Temporary output file removed on SIGINT/SIGTERM (a signal handler may only touch plain data).
-char g_tmp_path[4096];
-
-void OnSignal(int sig) {
-  if (g_tmp_path[0]) ::unlink(g_tmp_path);
-  std::signal(sig, SIG_DFL);
-  std::raise(sig);
-}
-
-bool ParseInt(const std::string& s, int lo, int* out) {
-  char* end = nullptr;
-  errno = 0;
-  long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end || errno || v < lo || v > 1 << 20) return false;
-  *out = static_cast<int>(v);
-  return true;
-}
-
 // Returns -1 to go on, else the exit status.
 int ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i], value;
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kUsage, stdout);
-      return kExitOk;
-    }
-    if (arg == "--keep-going") { o->keep_going = true; continue; }
-    if (arg == "--quiet") { o->quiet = true; continue; }
-    size_t eq = arg.find('=');
-    const bool inline_value = arg.rfind("--", 0) == 0 && eq != std::string::npos;
-    if (inline_value) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    }
-    static const char* kValued[] = {"--model", "--requests", "--output", "--threads", "--intra-threads", "--top"};
-    bool known = false;
-    for (const char* k : kValued) known = known || arg == k;
-    if (!known) {
-      std::fprintf(stderr, "dtrn-run: unknown option %s\n%s", arg.c_str(), kUsage);
-      return kExitBadInput;
-    }
-    if (!inline_value) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "dtrn-run: %s needs a value\n%s", arg.c_str(), kUsage);
-        return kExitBadInput;
-      }
-      value = argv[++i];
-    }
-    bool ok = true;
-    if (arg == "--model") o->model = value;
-    else if (arg == "--requests") o->requests = value;
-    else if (arg == "--output") o->output = value;
-    else if (arg == "--threads") ok = ParseInt(value, 1, &o->threads);
-    else if (arg == "--intra-threads") ok = ParseInt(value, 1, &o->intra_threads);
-    else if (arg == "--top") ok = ParseInt(value, 1, &o->top);
-    if (!ok) {
-      std::fprintf(stderr, "dtrn-run: %s: expected a positive integer, got '%s'\n", arg.c_str(), value.c_str());
-      return kExitBadInput;
-    }
-  }
-  if (o->model.empty() || o->requests.empty()) {
-    std::fprintf(stderr, "dtrn-run: --model and --requests are required\n%s", kUsage);
+  dtrn::tools::Flags flags("dtrn-run", kUsage);
+  flags.Value("--model").Value("--requests").Value("--output").Value("--threads").Value("--intra-threads");
+  flags.Value("--top").Switch("--keep-going").Switch("--quiet");
+  if (int rc = flags.Parse(argc, argv); rc >= 0) return rc;
+  o->model = flags.Get("--model");
+  o->requests = flags.Get("--requests");
+  o->output = flags.Get("--output");
+  o->keep_going = flags.Has("--keep-going");
+  o->quiet = flags.Has("--quiet");
+  long threads = 1, intra = 1, top = 0;
+  if (!flags.Int("--threads", 1, 1 << 20, 1, &threads) || !flags.Int("--intra-threads", 1, 1 << 20, 1, &intra) ||
+      !flags.Int("--top", 1, 1 << 20, 0, &top))
     return kExitBadInput;
-  }
+  o->threads = static_cast<int>(threads);
+  o->intra_threads = static_cast<int>(intra);
+  o->top = static_cast<int>(top);
+  if (o->model.empty() || o->requests.empty()) return flags.UsageError("--model and --requests are required");
   return -1;
 }
 
@@ -138,59 +92,30 @@ struct Worker {
   std::vector<float> fused;
 };
 
-// The output: a temporary file renamed into place on success, or stdout.
+// The output: an AtomicFile renamed into place on success, or stdout.
 class Output {
  public:
   dtrn::Status Open(const std::string& path) {
-    path_ = path;
-    if (path.empty()) {
-      file_ = stdout;
-      return dtrn::Status::Ok();
-    }
-    size_t slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-    std::string tmpl = dir + "." + base + ".XXXXXX.tmp";
-    if (tmpl.size() >= sizeof(g_tmp_path)) return dtrn::InvalidArgument("output path too long: " + path);
-    std::memcpy(g_tmp_path, tmpl.c_str(), tmpl.size() + 1);
-    int fd = ::mkstemps(g_tmp_path, 4);
-    if (fd < 0) {
-      g_tmp_path[0] = '\0';
-      return dtrn::IoError("cannot create a file next to " + path + ": " + std::strerror(errno));
-    }
-    ::fchmod(fd, 0644 & ~CurrentUmask());
-    file_ = ::fdopen(fd, "w");
-    if (!file_) return dtrn::IoError(std::string("fdopen: ") + std::strerror(errno));
-    std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
+    if (path.empty()) return dtrn::Status::Ok();  // stdout
+    auto f = dtrn::tools::AtomicFile::Create(path);
+    if (!f.ok()) return f.status();
+    file_ = std::move(f).value();
     return dtrn::Status::Ok();
   }
-  bool Write(const std::string& s) { return std::fwrite(s.data(), 1, s.size(), file_) == s.size(); }
+  bool Write(const std::string& s) {
+    if (file_) return file_->Write(s).ok();
+    return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+  }
   dtrn::Status Commit() {
-    if (file_ == stdout) return std::fflush(stdout) == 0 ? dtrn::Status::Ok() : dtrn::IoError("writing stdout failed");
-    bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
-    ok = (std::fclose(file_) == 0) && ok;
-    file_ = nullptr;
-    if (!ok) return dtrn::IoError("writing " + path_ + " failed: " + std::strerror(errno));
-    if (std::rename(g_tmp_path, path_.c_str()) != 0)
-      return dtrn::IoError("cannot rename the output into " + path_ + ": " + std::strerror(errno));
-    g_tmp_path[0] = '\0';
-    return dtrn::Status::Ok();
+    if (!file_) return std::fflush(stdout) == 0 ? dtrn::Status::Ok() : dtrn::IoError("writing stdout failed");
+    return file_->Commit();
   }
   void Abandon() {
-    if (file_ && file_ != stdout) std::fclose(file_);
-    file_ = nullptr;
-    if (g_tmp_path[0]) ::unlink(g_tmp_path);
-    g_tmp_path[0] = '\0';
+    if (file_) file_->Abandon();
   }
 
  private:
-  static mode_t CurrentUmask() {
-    mode_t m = ::umask(0);
-    ::umask(m);
-    return m;
-  }
-  std::string path_;
-  FILE* file_ = nullptr;
+  std::unique_ptr<dtrn::tools::AtomicFile> file_;
 };
 
 std::string FormatTop(const std::string& id, const dtrn::Scores& s, const std::vector<int>& order,
@@ -199,9 +124,7 @@ std::string FormatTop(const std::string& id, const dtrn::Scores& s, const std::v
   char buf[64];
   for (size_t r = 0; r < order.size() && r < static_cast<size_t>(top); ++r) {
     const int i = order[r];
-    double fused = 0;
-    for (size_t k = 0; k < s.num_tasks; ++k) fused += (weights.empty() ? 1.0f : weights[k]) * s.prob(i, k);
-    std::snprintf(buf, sizeof buf, " %d (%.6f)", i, fused);
+    std::snprintf(buf, sizeof buf, " %d (%.6f)", i, dtrn::FusedScore(s, weights, i));
     out += buf;
   }
   return out + "\n";
@@ -214,8 +137,10 @@ void Process(const dtrn::io::RequestSchema& schema, const Options& o, const std:
     dtrn::SessionOptions so;
     so.threads = o.intra_threads;
     auto created = dtrn::Session::Create(model, so);
-    if (created.ok()) w.session = std::move(created).value();
-    else w.error = created.status();
+    if (created.ok())
+      w.session = std::move(created).value();
+    else
+      w.error = created.status();
   }
   if (!w.error.ok()) {
     slot.error = w.error;
@@ -273,8 +198,6 @@ int Run(const Options& o) {
     }
   }
   const bool write_scores = !o.output.empty() || scores_to_stdout;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
 
   tbb::task_arena arena(o.threads);
   tbb::enumerable_thread_specific<Worker> workers;
@@ -319,10 +242,11 @@ int Run(const Options& o) {
         std::string msg = o.requests + ": " + s.error.message();
         if (msg.find("line " + std::to_string(s.line_no)) == std::string::npos)
           msg = o.requests + ": line " + std::to_string(s.line_no) + ": " + s.error.message();
-        if (!o.keep_going) return fail(msg, s.error.code() == dtrn::StatusCode::kInvalidArgument ||
-                                                     s.error.code() == dtrn::StatusCode::kNotFound
-                                                 ? kExitBadInput
-                                                 : kExitFailure);
+        if (!o.keep_going)
+          return fail(
+              msg, s.error.code() == dtrn::StatusCode::kInvalidArgument || s.error.code() == dtrn::StatusCode::kNotFound
+                       ? kExitBadInput
+                       : kExitFailure);
         std::fprintf(stderr, "dtrn-run: %s (skipped)\n", msg.c_str());
         ++failed;
         continue;
@@ -356,9 +280,11 @@ int Run(const Options& o) {
   if (labelled > 0) {
     std::fprintf(report, "AUC over %zu candidates of %zu requests with labels:\n", auc_scores[0].size(), labelled);
     for (size_t k = 0; k < num_tasks; ++k) {
-      const double auc = dtrn::io::Auc(auc_scores[k], auc_labels[k]);
-      if (std::isnan(auc)) std::fprintf(report, "  %-12s undefined (one class only)\n", schema.tasks[k].c_str());
-      else std::fprintf(report, "  %-12s %.6f\n", schema.tasks[k].c_str(), auc);
+      const double auc = dtrn::metrics::Auc(auc_scores[k], auc_labels[k]);
+      if (std::isnan(auc))
+        std::fprintf(report, "  %-12s undefined (one class only)\n", schema.tasks[k].c_str());
+      else
+        std::fprintf(report, "  %-12s %.6f\n", schema.tasks[k].c_str(), auc);
     }
   }
   if (!o.quiet) {
@@ -383,8 +309,7 @@ int main(int argc, char** argv) {
   if (rc >= 0) return rc;
   try {
     return Run(o);
-  } catch (const std::exception& e) {  // bad_alloc and the like: still no half-written output
-    if (g_tmp_path[0]) ::unlink(g_tmp_path);
+  } catch (const std::exception& e) {  // bad_alloc and the like: the AtomicFile is abandoned
     std::fprintf(stderr, "dtrn-run: %s\n", e.what());
     return kExitFailure;
   }

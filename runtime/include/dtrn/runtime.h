@@ -19,10 +19,15 @@
 
 namespace dtrn {
 
-namespace fb {
-struct Model;  // generated from schema/dtrn.fbs
-struct Linear;
-}  // namespace fb
+namespace internal {
+struct ModelAccess;  // the runtime's own view of a loaded model (runtime/src/model_impl.h)
+}  // namespace internal
+
+// "0.2.0": this library's version (the .dtrn format version is kFormatVersion in
+// schema/dtrn_format.h; `dtrn-inspect --version` prints both).
+const char* Version();
+// The .dtrn format_version this library reads and writes.
+unsigned FormatVersion();
 
 enum class FieldGroup { kUser = 0, kContext = 1, kItem = 2 };
 // "user", "context", "item": the group's key in a request.
@@ -33,9 +38,9 @@ struct FieldInfo {
   std::string name;
   FieldGroup group;
   FieldKind kind;
-  int width = 0;          // dense only
-  int64_t vocab = 0;      // sparse only
-  bool hashed = false;    // sparse only
+  int width = 0;        // dense only
+  int64_t vocab = 0;    // sparse only
+  bool hashed = false;  // sparse only
 };
 
 // One value of a field: a sparse id or a dense vector.
@@ -50,7 +55,11 @@ struct Request {
   std::string id;
   std::vector<FieldValue> user;
   std::vector<FieldValue> context;
-  std::vector<std::vector<int64_t>> behaviors;      // model behaviour order, oldest first
+  std::vector<std::vector<int64_t>> behaviors;  // model behaviour order, oldest first
+  // Only for models with seq_fields (spec: the item side ids every behaviour event carries):
+  // [B][seq field][event], the same length as behaviors[b], in the model's seq_fields order.
+  // Empty for models without seq_fields.
+  std::vector<std::vector<std::vector<int64_t>>> behavior_side_ids;
   std::vector<std::vector<FieldValue>> candidates;  // N x item fields
   std::vector<std::vector<float>> labels;           // optional: N x K
   std::vector<float> weights;                       // optional: K (empty = all 1)
@@ -67,8 +76,11 @@ struct Scores {
 };
 
 struct LoadOptions {
-  // XXH3-64 over the constant segment: touches every byte of the file. Without it a
-  // load only maps and verifies the structure (tens of microseconds).
+  // XXH3-64 over every byte after the header (FlatBuffer and constant segment): touches
+  // the whole file. Turn it off only when the app verifies the file itself (a signature
+  // over the download, say): the load then checks the header, the FlatBuffer's structure
+  // and every semantic rule (bounds, overlaps, scales, enums), but a bit flip that keeps
+  // the file consistent (a changed weight, a flipped flag) goes unnoticed.
   bool verify_checksum = true;
 };
 
@@ -93,17 +105,17 @@ class Model {
   const std::vector<FieldInfo>& fields() const;  // config order
   // Indices into fields() of the given group, in config order.
   const std::vector<int>& group_fields(FieldGroup group) const;
+  // Indices into fields() of the item fields every behaviour event also carries (spec
+  // `seq_fields`), in the model's order; empty for most models.
+  const std::vector<int>& seq_fields() const;
   bool has_int8_layers() const;
   size_t file_size() const;
-
-  // Internal representation, for the converter and tests.
-  const fb::Model* flatbuffer() const;
-  const uint8_t* segment() const;
-
-  struct Impl;
-  const Impl& impl() const { return *impl_; }
+  const std::string& producer() const;           // "dtrn-convert 0.2.0"
+  const std::string& checkpoint_digest() const;  // "sha256:<hex>" of the source checkpoint, or ""
 
  private:
+  struct Impl;
+  friend struct internal::ModelAccess;
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -120,7 +132,7 @@ class ActivationObserver {
 
 // Which dense-layer kernels a session may use.
 enum class DenseKernels {
-  kAuto = 0,     // specialised int8 kernels (x86 AVX-512 VNNI) where the CPU has them, else XNNPACK
+  kAuto = 0,  // specialised int8 kernels (x86 AVX-512 VNNI) where the CPU has them, else XNNPACK
   // XNNPACK only (for A/B timing and debugging). Same results, except that kAuto also
   // splits INT8 first head layers per request (the spec's exact rewrite, f32 sums), so
   // int8 models differ by rounding only.
@@ -128,7 +140,7 @@ enum class DenseKernels {
 };
 
 struct SessionOptions {
-  int threads = 1;                          // intra-request threads (pthreadpool); 1 = caller's thread only
+  int threads = 1;  // intra-request threads (pthreadpool); 1 = caller's thread only
   // f32 layers only; slows scoring. With an observer every head layer runs whole (the
   // per-request split of the first expert/gate/tower layer is off), so Observe sees
   // exactly each Linear's full input and output.
@@ -151,17 +163,17 @@ class Session {
   // The two stages, timeable on their own: Prepare runs everything that depends
   // on the user only (embeddings, conditional transformer); ScoreCandidates the
   // part batched over candidates. Score() = Prepare + ScoreCandidates.
-  // Prepare validates the whole request (candidates included). ScoreCandidates scores
-  // the candidates of `request` against the last successful Prepare, which must have
-  // been given the same request (checked by id); it may run several times per Prepare.
+  // Prepare validates everything but the candidates (user, context, behaviours, weights);
+  // ScoreCandidates validates the candidates and scores them against the last successful
+  // Prepare, which must have been given the same request (checked by id); it may run
+  // several times per Prepare. Each id is checked and mapped to its row exactly once.
   Status Prepare(const Request& request);
   Status ScoreCandidates(const Request& request, Scores* out);
 
   const Model& model() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -173,5 +185,9 @@ Result<std::vector<int>> TopK(const Scores& scores, const std::vector<float>& we
 
 // splitmix64 as in the model spec (hashed tables).
 uint64_t SplitMix64(uint64_t x);
+
+// The fused score of candidate i: sum_k w_k * p_k in task order (empty weights = all 1),
+// in float, as Rank orders by it. Callers check the weights first (Rank does).
+float FusedScore(const Scores& scores, const std::vector<float>& weights, size_t i);
 
 }  // namespace dtrn

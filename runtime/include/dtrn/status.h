@@ -1,5 +1,7 @@
 // Status and Result<T>: how every fallible call of dtrn-edge reports failure.
-// No exceptions cross the library boundary.
+// Out-of-memory policy: library code never throws; a std::bad_alloc from the standard
+// library inside a call is caught at the public entry point and returned as kInternal
+// "out of memory". No exception crosses the library boundary. Header-only.
 #pragma once
 
 #include <cassert>
@@ -19,7 +21,19 @@ enum class StatusCode : int {
   kIo = 6,               // read or write failed
 };
 
-const char* StatusCodeName(StatusCode code);
+// "OK", "INVALID_ARGUMENT", ... (the C API's dtrn_status_name uses these names).
+inline const char* StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "OK";
+    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case StatusCode::kNotFound: return "NOT_FOUND";
+    case StatusCode::kDataLoss: return "DATA_LOSS";
+    case StatusCode::kUnimplemented: return "UNIMPLEMENTED";
+    case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kIo: return "IO";
+  }
+  return "UNKNOWN";
+}
 
 class [[nodiscard]] Status {
  public:
@@ -30,7 +44,8 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
-  std::string ToString() const;
+  // "OK", or "CODE_NAME: message".
+  std::string ToString() const { return ok() ? "OK" : std::string(StatusCodeName(code_)) + ": " + message_; }
 
  private:
   StatusCode code_ = StatusCode::kOk;
@@ -48,7 +63,7 @@ inline Status IoError(std::string m) { return Status(StatusCode::kIo, std::move(
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}                                              // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).ok()); }  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -73,15 +88,14 @@ class [[nodiscard]] Result {
 #define DTRN_CONCAT(a, b) DTRN_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function when it is not ok.
-#define DTRN_RETURN_IF_ERROR(expr)            \
-  do {                                        \
-    ::dtrn::Status _dtrn_st = (expr);         \
-    if (!_dtrn_st.ok()) return _dtrn_st;      \
+#define DTRN_RETURN_IF_ERROR(expr)       \
+  do {                                   \
+    ::dtrn::Status _dtrn_st = (expr);    \
+    if (!_dtrn_st.ok()) return _dtrn_st; \
   } while (0)
 
 // DTRN_ASSIGN_OR_RETURN(auto x, MakeX()): binds the value or returns the status.
-#define DTRN_ASSIGN_OR_RETURN(lhs, expr) \
-  DTRN_ASSIGN_OR_RETURN_IMPL(DTRN_CONCAT(_dtrn_res_, __LINE__), lhs, expr)
+#define DTRN_ASSIGN_OR_RETURN(lhs, expr) DTRN_ASSIGN_OR_RETURN_IMPL(DTRN_CONCAT(_dtrn_res_, __LINE__), lhs, expr)
 #define DTRN_ASSIGN_OR_RETURN_IMPL(res, lhs, expr) \
   auto res = (expr);                               \
   if (!res.ok()) return res.status();              \

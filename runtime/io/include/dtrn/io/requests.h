@@ -1,18 +1,18 @@
-// JSON Lines requests and scores (docs/request-format.md) <-> dtrn::Request / dtrn::Scores.
+// JSON Lines requests (docs/request-format.md) <-> dtrn::Request.
 //
-// The parser checks the JSON shape strictly (types, unknown and duplicate keys,
-// missing fields, widths, finite values) and names line, request id and field in
-// every error. It does not hash ids or range-check them against vocabularies:
-// that is the runtime's job (Session::Score), so both paths share one rule.
+// The parser checks the JSON shape strictly (types, unknown and duplicate keys, missing
+// fields, widths, finite values) and names line, request id and field in every error. It
+// does not hash ids or range-check them against vocabularies: that is the runtime's job
+// (Session::Score), so both paths share one rule.
 #pragma once
 
 #include <cstddef>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "dtrn/io/line_reader.h"
 #include "dtrn/runtime.h"
 #include "dtrn/status.h"
 
@@ -34,21 +34,6 @@ struct RequestSchema {
 // candidates[4].category: ..."; 0 means "not from a file" and messages start "request (id r7): ".
 Result<Request> ParseRequestJson(const RequestSchema& schema, std::string_view line, size_t line_no);
 Result<Request> ParseRequestJson(const Model& model, std::string_view line, size_t line_no);
-
-// Reads a text file line by line (no need to hold it whole); skips blank lines.
-class LineReader {
- public:
-  static Result<std::unique_ptr<LineReader>> Open(const std::string& path);
-  // The next non-blank line (without its newline) and its 1-based number; false at end of file.
-  Result<bool> Next(std::string* line, size_t* line_no);
-  const std::string& path() const { return path_; }
-
- private:
-  LineReader(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-  std::ifstream in_;
-  size_t line_no_ = 0;
-};
 
 // Streams requests from a JSON Lines file; errors are prefixed with the file's path.
 class RequestReader {
@@ -76,21 +61,5 @@ Result<std::vector<Request>> ReadRequestsFile(const RequestSchema& schema, const
 // Request: numbers with 9 significant digits; labels and weights only when present.
 // The request must have the schema's shape (as ParseRequestJson returns it).
 std::string RequestToJsonLine(const RequestSchema& schema, const Request& request);
-
-// One scores line, without the trailing newline, byte for byte as the reference writes it:
-// {"id":"r1","scores":[[p,..],..],"logits":[[..],..],"order":[..]}. Numbers with 9
-// significant digits (round-trips a float32); a non-finite value is written as null.
-std::string ScoresToJsonLine(const std::string& id, const Scores& scores, const std::vector<int>& order);
-// Same, appended to *out (lets a caller reuse one buffer).
-void AppendScoresJson(const std::string& id, const Scores& scores, const std::vector<int>& order, std::string* out);
-
-// A parsed scores line (goldens, dtrn-run output), for tests and comparisons.
-struct ScoresLine {
-  std::string id;
-  Scores scores;            // logits left empty when the line has none
-  std::vector<int> order;   // empty when the line has none
-};
-Result<ScoresLine> ParseScoresJson(std::string_view line, size_t line_no);
-Result<std::vector<ScoresLine>> ReadScoresFile(const std::string& path);
 
 }  // namespace dtrn::io

@@ -1,11 +1,11 @@
-#include "metrics.h"
+#include "dtrn/metrics.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-namespace dtrn::io {
+namespace dtrn::metrics {
 
 double Auc(const std::vector<float>& scores, const std::vector<float>& labels) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -56,4 +56,4 @@ double KendallTau(const std::vector<float>& a, const std::vector<float>& b) {
   return (concordant - discordant) / denom;
 }
 
-}  // namespace dtrn::io
+}  // namespace dtrn::metrics

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-namespace dtrn::io {
+namespace dtrn::metrics {
 
 // Area under the ROC curve of scores against 0/1 labels (label > 0.5 is positive):
 // the probability that a random positive outscores a random negative, ties counted
@@ -14,4 +14,4 @@ double Auc(const std::vector<float>& scores, const std::vector<float>& labels);
 // 1 = same order, -1 = reversed. NaN when sizes differ, n < 2, a value is NaN, or a side is constant.
 double KendallTau(const std::vector<float>& a, const std::vector<float>& b);
 
-}  // namespace dtrn::io
+}  // namespace dtrn::metrics

@@ -1,0 +1,169 @@
+#include "head.h"
+
+#include <cstring>
+
+#include "kernels.h"
+#include "request_check.h"
+
+namespace dtrn {
+
+namespace {
+std::vector<const LinearSpec*> Pointers(const std::vector<LinearSpec>& layers) {
+  std::vector<const LinearSpec*> p;
+  for (const LinearSpec& l : layers) p.push_back(&l);
+  return p;
+}
+}  // namespace
+
+Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m, DenseKernels kernels, bool observed) {
+  std::unique_ptr<MultiTaskHead> h(new MultiTaskHead(m));
+  h->d_ = m.d;
+  h->K_ = m.K;
+  h->n_ = m.n;
+  h->D_ = static_cast<size_t>(m.n) * m.d;
+  h->is_uc_.assign(m.n, false);
+  h->uc_slot_.assign(m.n, -1);
+  for (int i = 0; i < m.F; ++i)
+    if (m.fields[i].group != FieldGroup::kItem) {
+      h->is_uc_[i] = true;
+      h->uc_slot_[i] = UcSlot(m, i);
+    }
+  h->n_uc_ = m.group_fields[0].size() + m.group_fields[1].size();
+  h->D_rest_ = (m.n - h->n_uc_) * m.d;
+  for (const auto& e : m.experts) {
+    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp(Pointers(e), kernels, observed));
+    h->experts_.push_back(std::move(mlp));
+  }
+  h->expert_uses_.resize(m.experts.size());
+  for (size_t k = 0; k < m.gates.size(); ++k) {
+    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp({&m.gates[k].layer}, kernels, observed));
+    h->gates_.push_back(std::move(mlp));
+    for (size_t s = 0; s < m.gates[k].experts.size(); ++s)
+      h->expert_uses_[m.gates[k].experts[s]].push_back({static_cast<int>(k), static_cast<int>(s)});
+  }
+  for (const auto& t : m.towers) {
+    Mlp mlp;
+    if (m.mtl == Mtl::Towers) {
+      DTRN_ASSIGN_OR_RETURN(mlp, h->MakeMlp(Pointers(t), kernels, observed));
+    } else {  // input o_k, not r_k: no rewrite
+      DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(Pointers(t), kernels));
+    }
+    h->towers_.push_back(std::move(mlp));
+  }
+  return h;
+}
+
+Result<MultiTaskHead::Mlp> MultiTaskHead::MakeMlp(const std::vector<const LinearSpec*>& layers, DenseKernels kernels,
+                                                  bool observed) {
+  Mlp mlp;
+  if (observed || n_uc_ == 0 || !SplitDense::Supports(*layers[0], kernels)) {
+    need_full_r_ = true;
+    DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(layers, kernels));
+    return mlp;
+  }
+  DTRN_ASSIGN_OR_RETURN(mlp.split, SplitDense::Create(*layers[0], static_cast<int>(d_), is_uc_, uc_slot_, kernels));
+  if (layers.size() > 1) {
+    DTRN_ASSIGN_OR_RETURN(mlp.rest, DenseChain::Create({layers.begin() + 1, layers.end()}, kernels));
+  }
+  return mlp;
+}
+
+void MultiTaskHead::PrepareRequest(const FieldEmbeddings& emb) {
+  for (auto* group : {&experts_, &gates_, &towers_})
+    for (Mlp& mlp : *group)
+      if (mlp.split) mlp.split->PrepareRequest(emb.uc());
+}
+
+// r_k's columns: r_rest (item fields and interests, times a_{k,i}), a_uc (the weights of the
+// user/context fields, whose products are per request), and r whole where an MLP needs it.
+Status MultiTaskHead::BuildInputs(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Trm& trm) {
+  const size_t F = m_.F;
+  float* rs = need_full_r_ ? r_.Reserve(K_ * T * D_) : nullptr;
+  float* rest_all = r_rest_.Reserve(K_ * T * D_rest_);
+  float* au = a_uc_.Reserve(K_ * T * n_uc_);
+  if ((need_full_r_ && rs == nullptr) || rest_all == nullptr || au == nullptr) return OutOfMemory("head inputs r_k");
+  for (size_t k = 0; k < K_; ++k)
+    for (size_t c = 0; c < T; ++c) {
+      const float* a = trm.Weights(static_cast<int>(k), c);
+      const size_t row = k * T + c;
+      float* rest = rest_all + row * D_rest_;
+      for (size_t i = 0; i < n_; ++i) {
+        const float ai = a[i];
+        const float* xi =
+            i < F ? emb.Field(static_cast<int>(i), c) : tim.Interest(static_cast<int>(k), c, static_cast<int>(i - F));
+        if (rs) {
+          float* dst = rs + row * D_ + i * d_;
+          for (size_t e = 0; e < d_; ++e) dst[e] = ai * xi[e];
+        }
+        if (is_uc_[i]) {
+          au[row * n_uc_ + uc_slot_[i]] = ai;
+        } else {
+          for (size_t e = 0; e < d_; ++e) rest[e] = ai * xi[e];
+          rest += d_;
+        }
+      }
+    }
+  return Status::Ok();
+}
+
+Status MultiTaskHead::RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, const Exec& x) {
+  if (mlp.full) return mlp.full->Run(rows, r_.data() + row0 * D_, out, x);
+  float* so = out;
+  if (mlp.rest) {
+    so = split_out_.Reserve(rows * mlp.split->out_features());
+    if (so == nullptr) return OutOfMemory("head split layer output");
+  }
+  DTRN_RETURN_IF_ERROR(mlp.split->Run(rows, r_rest_.data() + row0 * D_rest_, a_uc_.data() + row0 * n_uc_, so, x.pool));
+  if (mlp.rest) return mlp.rest->Run(rows, so, out, x);
+  return Status::Ok();
+}
+
+Status MultiTaskHead::Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Trm& trm, const Exec& x,
+                          float* logits) {
+  tile_ = T;
+  DTRN_RETURN_IF_ERROR(BuildInputs(T, emb, tim, trm));
+  const float* tower_in = nullptr;  // towers head: the towers read r_k themselves
+  size_t tower_w = 0;
+  if (m_.mtl != Mtl::Towers) {
+    // g_k = softmax(W_g,k r_k + c_g,k) over the gate's experts.
+    const size_t h_out = m_.expert_hidden.back();
+    const size_t go = m_.gates[0].experts.size();
+    float* gs = gate_.Reserve(K_ * T * go);
+    float* os = mix_.Reserve(K_ * T * h_out);
+    float* ys = expert_out_.Reserve(K_ * T * h_out);
+    if (gs == nullptr || os == nullptr || ys == nullptr) return OutOfMemory("head experts");
+    for (size_t k = 0; k < K_; ++k) {
+      DTRN_RETURN_IF_ERROR(RunMlp(gates_[k], k * T, T, gs + k * T * go, x));
+      kernels::SoftmaxRows(gs + k * T * go, T, go, go);
+    }
+    // o_k = Σ_e g_{k,e} Expert_e(r_k): an expert in every gate runs once over all K·T rows,
+    // a task's own expert over that task's T rows.
+    std::memset(os, 0, K_ * T * h_out * sizeof(float));
+    for (size_t e = 0; e < experts_.size(); ++e) {
+      const std::vector<ExpertUse>& uses = expert_uses_[e];
+      const bool everyone = uses.size() == K_;
+      if (everyone) DTRN_RETURN_IF_ERROR(RunMlp(experts_[e], 0, K_ * T, ys, x));
+      for (const ExpertUse& u : uses) {
+        const size_t k = u.task;
+        const float* y = everyone ? ys + k * T * h_out : ys;
+        if (!everyone) DTRN_RETURN_IF_ERROR(RunMlp(experts_[e], k * T, T, ys, x));
+        for (size_t c = 0; c < T; ++c)
+          kernels::Axpy(h_out, gs[(k * T + c) * go + u.slot], y + c * h_out, os + (k * T + c) * h_out);
+      }
+    }
+    tower_in = os;
+    tower_w = h_out;
+  }
+  float* ls = tower_out_.Reserve(T);
+  if (ls == nullptr) return OutOfMemory("tower output");
+  for (size_t k = 0; k < K_; ++k) {
+    if (tower_in)
+      DTRN_RETURN_IF_ERROR(towers_[k].full->Run(T, tower_in + k * T * tower_w, ls, x));
+    else
+      DTRN_RETURN_IF_ERROR(RunMlp(towers_[k], k * T, T, ls, x));
+    for (size_t c = 0; c < T; ++c) logits[c * K_ + k] = ls[c];
+  }
+  return Status::Ok();
+}
+
+}  // namespace dtrn
