@@ -162,7 +162,8 @@ int main(int argc, char** argv) {
       ok = ParseCount(v, 1, &candidates);
     else if (a == "--kernels") {
       kernels = v;
-      ok = kernels == "auto" || kernels == "xnnpack";
+      dtrn::DenseKernels k;
+      ok = dtrn::ParseDenseKernels(kernels, &k);
     } else
       return Fail("unknown option " + a + "\n" + kUsage);
     if (!ok) return Fail(a + ": bad value '" + v + "'");
@@ -177,7 +178,7 @@ int main(int argc, char** argv) {
   const auto t1 = Clock::now();
   dtrn::SessionOptions so;
   so.threads = static_cast<int>(threads);
-  so.kernels = kernels == "xnnpack" ? dtrn::DenseKernels::kXnnpack : dtrn::DenseKernels::kAuto;
+  dtrn::ParseDenseKernels(kernels, &so.kernels);
   auto session = dtrn::Session::Create(*model, so);
   if (!session.ok()) return Fail("cannot create a session: " + session.status().message());
   const auto t2 = Clock::now();

@@ -39,12 +39,6 @@ class Observer : public ActivationObserver {
       c.in_rows += rows;
       return;
     }
-    if (!c.in_hist) {
-      c.in_hist = std::make_unique<quant::Histogram>(c.in_range);
-      c.out_hist = std::make_unique<quant::Histogram>(c.out_range);
-    }
-    c.in_hist->Add(input, rows * in);
-    c.out_hist->Add(output, rows * out);
     // Reservoir sampling per layer: a uniform sample of all rows seen, deterministic seed.
     uint64_t& seen = seen_[layer];
     for (size_t r = 0; r < rows; ++r, ++seen) {

@@ -1,7 +1,7 @@
 // Activation calibration: runs the RUNTIME's f32 path (the model math lives only
 // there) over calibration requests with an ActivationObserver, in two passes:
-// pass 1 records each Linear's input/output range, pass 2 fills histograms over
-// that range and keeps a reservoir sample of rows (to measure a layer's int8 error).
+// pass 1 records each Linear's input/output range (and per-column statistics for
+// equalization), pass 2 keeps a reservoir sample of rows (to measure a layer's int8 error).
 #pragma once
 
 #include <functional>
@@ -22,7 +22,6 @@ struct LayerCalibration {
   std::vector<float> in_col_min, in_col_max;
   std::vector<double> in_col_sumsq;
   uint64_t in_rows = 0;
-  std::unique_ptr<quant::Histogram> in_hist, out_hist;
   std::vector<float> sample_in, sample_out;  // sample_rows x in / out
   size_t sample_rows = 0;
 };
@@ -35,7 +34,7 @@ struct Calibration {
 using ProgressFn = std::function<void(size_t, size_t, int)>;
 
 // max_sample_rows: rows kept per layer for error measurement. ranges_only: pass 1 only
-// (ranges and per-column maxima; no histograms or samples).
+// (ranges and per-column maxima; no samples).
 Result<Calibration> Calibrate(std::shared_ptr<const Model> f32_model, const std::vector<Request>& requests,
                               size_t max_sample_rows = 2048, const ProgressFn& progress = nullptr,
                               bool ranges_only = false);

@@ -69,7 +69,7 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
   const EmbeddingType emb = o.embeddings.value_or(o.int8 ? EmbeddingType::kInt8 : EmbeddingType::kF32);
   if (o.int8 && o.calibration.empty()) {
     return InvalidArgument(
-        "--precision int8 needs --calibration REQUESTS.jsonl: activation scales and the per-layer "
+        "--precision int8 needs --calibration REQUESTS.jsonl: the per-layer int8 "
         "precision decisions are measured by running the f32 model on representative requests");
   }
   if (!o.report.empty() && o.calibration.empty() && o.holdout.empty()) {
@@ -117,8 +117,9 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
   Int8Result plan;
   std::string equalization = "off";
   if (o.int8) {
-    log("calibrating on " + std::to_string(calib.size()) + " requests (" + quant::CalibrationMethodName(o.method) +
-        (o.equalize ? "; a range pass for equalization, then" : ";") + " two passes over the f32 model)");
+    log("calibrating on " + std::to_string(calib.size()) + " requests (" +
+        std::string(o.equalize ? "a range pass for equalization, then " : "") +
+        "two passes over the f32 model: ranges, then sampled rows of every layer)");
     size_t step = std::max<size_t>(1, calib.size() / 4);
     ProgressFn progress = [&](size_t done, size_t total, int pass) {
       if (done % step == 0 || done == total)
@@ -147,8 +148,6 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
       log(buf);
     }
     Int8Options iopt;
-    iopt.method = o.method;
-    iopt.percentile = o.percentile;
     iopt.policy = o.policy;
     iopt.embeddings = emb;
     log("measuring each layer's int8 error (" + std::to_string(f32.Candidates().size()) + " candidate layers)");
@@ -192,7 +191,7 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
         {"size_ratio", static_cast<double>(sum.output_bytes) / sum.checkpoint_bytes},
         {"precision", o.int8 ? "int8" : "f32"},
         {"embeddings", EmbeddingTypeName(emb)},
-        {"calibration_method", quant::CalibrationMethodName(o.method)},
+        {"int8_activations", "dynamic per row (uint8 from each row's min and max), f32 outputs"},
         {"equalization", equalization},
         {"compared_on", holdout.empty() ? "calibration" : "holdout"},
         {"conversion_seconds", sum.seconds},

@@ -19,8 +19,6 @@ struct ConvertOptions {
   bool int8 = false;
   std::optional<EmbeddingType> embeddings;  // default: f32 for f32, int8 for int8
   std::string calibration, holdout, report;
-  quant::CalibrationMethod method = quant::CalibrationMethod::kPercentile;
-  double percentile = 99.99;
   Int8Policy policy = Int8Policy::kMeasured;
   bool equalize = true;  // int8: exact power-of-two field rescaling before calibration (equalize.h)
   bool verbose = true;   // progress on stderr

@@ -16,8 +16,7 @@ using flatbuffers::Offset;
 using format::Align;
 
 Offset<f::Linear> PutLinear(FlatBufferBuilder& b, const LinearDesc& l) {
-  return f::CreateLinear(b, b.CreateString(l.name), l.in, l.out, l.relu, l.precision, l.weight, l.bias, l.input_scale,
-                         l.input_zero_point, l.output_scale, l.output_zero_point, l.activation);
+  return f::CreateLinear(b, b.CreateString(l.name), l.in, l.out, l.relu, l.precision, l.weight, l.bias);
 }
 
 Offset<f::Mlp> PutMlp(FlatBufferBuilder& b, const std::vector<LinearDesc>& layers) {

@@ -52,12 +52,7 @@ void PrintLinear(std::ostream& out, const f::Linear* l) {
   if (!l) return;
   out << Fmt("  %-28s %5d -> %-5d %-4s %-4s", Str(l->name()).c_str(), l->in_features(), l->out_features(),
              l->relu() ? "relu" : "", f::EnumNamePrecision(l->precision()));
-  if (l->precision() == f::Precision::INT8 && l->activation() == f::Activation::DynamicRow) {
-    out << "  activations dynamic per row, f32 output";
-  } else if (l->precision() == f::Precision::INT8) {
-    out << Fmt("  in (scale %.6g, zp %d) out (scale %.6g, zp %d)", l->input_scale(), l->input_zero_point(),
-               l->output_scale(), l->output_zero_point());
-  }
+  if (l->precision() == f::Precision::INT8) out << "  activations quantized per row, f32 output";
   out << "\n";
 }
 

@@ -13,44 +13,6 @@
 namespace dtrn::convert {
 namespace {
 
-struct LayerParams {
-  bool ok = false;
-  quant::ActivationParams in, out;
-};
-
-// Sequences of layers where each layer's output is exactly the next one's input.
-std::vector<std::vector<std::string>> Chains(const ModelDesc& m) {
-  std::vector<std::vector<std::string>> chains;
-  for (const BlockDesc& b : m.blocks) chains.push_back({b.ffn1.name, b.ffn2.name});
-  for (size_t k = 0; k < m.trm_fc1.size(); ++k) chains.push_back({m.trm_fc1[k].name, m.trm_fc2[k].name});
-  for (const auto* mlps : {&m.experts, &m.towers}) {
-    for (const auto& mlp : *mlps) {
-      std::vector<std::string> c;
-      for (const LinearDesc& l : mlp) c.push_back(l.name);
-      chains.push_back(c);
-    }
-  }
-  return chains;
-}
-
-std::map<std::string, LayerParams> ChooseLayerParams(ModelDesc& m, const Calibration& cal, const Int8Options& o) {
-  std::map<std::string, LayerParams> p;
-  for (LinearDesc* l : m.Candidates()) {
-    LayerParams& lp = p[l->name];
-    auto it = cal.layers.find(l->name);
-    if (it == cal.layers.end() || !it->second.in_hist || it->second.in_range.count == 0) continue;
-    lp.ok = true;
-    lp.in = quant::ChooseParams(*it->second.in_hist, o.method, o.percentile);
-    lp.out = quant::ChooseParams(*it->second.out_hist, o.method, o.percentile);
-  }
-  for (const auto& chain : Chains(m)) {
-    for (size_t j = 1; j < chain.size(); ++j) {
-      if (p[chain[j - 1]].ok && p[chain[j]].ok) p[chain[j]].in = p[chain[j - 1]].out;
-    }
-  }
-  return p;
-}
-
 Result<std::vector<Scores>> ScoreDesc(const ModelDesc& d, const std::vector<Request>& requests) {
   DTRN_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, SerializeDtrn(d));
   auto model = Model::FromBuffer(bytes.data(), bytes.size());
@@ -69,9 +31,7 @@ double LayerSqnr(const ModelDesc& q, const LinearDesc& l, const LayerCalibration
   p.relu = l.relu;
   p.weight = reinterpret_cast<const int8_t*>(w.data->data());
   p.weight_scales = w.scales.data();
-  p.bias = reinterpret_cast<const int32_t*>(b.data->data());
-  p.input = {l.input_scale, l.input_zero_point};
-  p.output = {l.output_scale, l.output_zero_point};
+  p.bias = reinterpret_cast<const float*>(b.data->data());
   std::vector<float> y(c.sample_rows * l.out);
   quant::SimulateInt8Linear(p, c.sample_in.data(), c.sample_rows, y.data());
   return quant::SqnrDb(c.sample_out.data(), y.data(), y.size());
@@ -88,7 +48,6 @@ std::string MetricsStr(const CompareMetrics& m) {
 Result<Int8Result> PlanInt8(const ModelDesc& f32, const Calibration& cal, const std::vector<Request>& requests,
                             const std::vector<Scores>& f32_scores, const Int8Options& o, const LogFn& log) {
   ModelDesc base = f32;
-  std::map<std::string, LayerParams> params = ChooseLayerParams(base, cal, o);
   const size_t n_solo = std::min(o.solo_eval_requests, requests.size());
   const std::vector<Request> solo_req(requests.begin(), requests.begin() + n_solo);
   const std::vector<Scores> solo_ref(f32_scores.begin(), f32_scores.begin() + n_solo);
@@ -101,20 +60,17 @@ Result<Int8Result> PlanInt8(const ModelDesc& f32, const Calibration& cal, const 
     LayerMeasurement lm;
     lm.layer = l.name;
     lm.weights = static_cast<double>(l.in) * l.out;
-    const LayerParams& lp = params[l.name];
-    if (!lp.ok) {
-      lm.why_not = "no calibration data for this layer (the runtime's observer did not report it)";
-      if (o.policy == Int8Policy::kAll) return Internal("layer '" + l.name + "': " + lm.why_not);
+    ModelDesc solo = f32;
+    LinearDesc* sl = solo.FindLinear(l.name);
+    Status st = QuantizeLinear(&solo, sl);
+    if (!st.ok()) {
+      if (o.policy == Int8Policy::kAll) return st;
+      lm.why_not = st.message();
     } else {
-      ModelDesc solo = f32;
-      LinearDesc* sl = solo.FindLinear(l.name);
-      Status st = QuantizeLinear(&solo, sl, lp.in, lp.out);
-      if (!st.ok()) {
-        if (o.policy == Int8Policy::kAll) return st;
-        lm.why_not = st.message();
-      } else {
-        lm.eligible = true;
-        lm.sqnr_db = LayerSqnr(solo, *sl, cal.layers.at(l.name));
+      lm.eligible = true;
+      auto it = cal.layers.find(l.name);
+      lm.sqnr_db = it == cal.layers.end() ? 0 : LayerSqnr(solo, *sl, it->second);
+      if (o.policy == Int8Policy::kMeasured) {
         DTRN_ASSIGN_OR_RETURN(std::vector<Scores> s, ScoreDesc(solo, solo_req));
         CompareMetrics cm = Compare(solo_req, solo_ref, s);
         lm.solo_mean_dp = cm.mean_abs_dp;
@@ -139,8 +95,7 @@ Result<Int8Result> PlanInt8(const ModelDesc& f32, const Calibration& cal, const 
     DTRN_RETURN_IF_ERROR(SetEmbeddings(&m, o.embeddings));
     for (size_t i = 0; i < res.layers.size(); ++i) {
       if (!int8[i]) continue;
-      const LayerParams& lp = params[res.layers[i].layer];
-      DTRN_RETURN_IF_ERROR(QuantizeLinear(&m, m.FindLinear(res.layers[i].layer), lp.in, lp.out));
+      DTRN_RETURN_IF_ERROR(QuantizeLinear(&m, m.FindLinear(res.layers[i].layer)));
     }
     DTRN_ASSIGN_OR_RETURN(std::vector<Scores> s, ScoreDesc(m, requests));
     CompareMetrics cm = Compare(requests, f32_scores, s);

@@ -1,11 +1,10 @@
 // Decides, from measurements, which Linear layers run int8, and builds that model.
-//  1. Activation params per layer from the calibration histograms (chosen method);
-//     inside a chain (MLP layers, TRM fc1->fc2, FFN1->FFN2) a layer's input params
-//     are its predecessor's output params, so int8 layers chain without conversion.
-//  2. Per layer, alone: XNNPACK limits, SQNR of the layer's int8 output on sampled
-//     calibration rows, and the end-to-end effect (mean |Δp|, Kendall tau) of making
-//     only that layer int8, measured with the runtime on calibration requests.
-//  3. All passing layers int8 (+ the chosen embeddings); while the whole model misses
+// An int8 layer quantizes its inputs per row at run time (runtime/src/int8_kernels.h), so
+// there are no activation ranges to choose; what is measured is each layer's error.
+//  1. Per layer, alone: SQNR of the layer's int8 output on sampled calibration rows, and
+//     the end-to-end effect (mean |Δp|, Kendall tau) of making only that layer int8,
+//     measured with the runtime on calibration requests.
+//  2. All layers int8 (+ the chosen embeddings); while the whole model misses
 //     the spec's targets at an internal safety margin, the layer with the largest
 //     solo effect per weight goes back to f32. Every decision and its measured reason is recorded.
 #pragma once
@@ -23,12 +22,10 @@ namespace dtrn::convert {
 
 enum class Int8Policy {
   kMeasured,  // keep a layer f32 where measurement says int8 costs accuracy
-  kAll,       // every candidate layer int8; a layer that cannot meet XNNPACK's limits is an error
+  kAll,       // every candidate layer int8, nothing measured per layer
 };
 
 struct Int8Options {
-  quant::CalibrationMethod method = quant::CalibrationMethod::kPercentile;
-  double percentile = 99.99;
   Int8Policy policy = Int8Policy::kMeasured;
   EmbeddingType embeddings = EmbeddingType::kInt8;
   Targets targets;
@@ -38,7 +35,7 @@ struct Int8Options {
 
 struct LayerMeasurement {
   std::string layer;
-  bool eligible = false;  // XNNPACK limits met and calibration data present
+  bool eligible = false;  // the layer could be made int8
   std::string why_not;
   double sqnr_db = 0;
   double solo_mean_dp = 0, solo_tau = 1;

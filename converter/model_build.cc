@@ -152,38 +152,17 @@ Status SetEmbeddings(ModelDesc* m, EmbeddingType type) {
   return Status::Ok();
 }
 
-Status QuantizeLinear(ModelDesc* m, LinearDesc* l, const quant::ActivationParams& in,
-                      const quant::ActivationParams& out) {
+Status QuantizeLinear(ModelDesc* m, LinearDesc* l) {
   if (l->precision != fb::Precision::F32) return InvalidArgument("layer '" + l->name + "' is already int8");
   const std::vector<float> w = TensorFloats(m->tensors[l->weight]);
-  const std::vector<float> b = TensorFloats(m->tensors[l->bias]);
   quant::RowQuantized q = quant::QuantizeRows(w.data(), l->out, l->in);
-  for (int o = 0; o < l->out; ++o) {
-    const double r = static_cast<double>(in.scale) * q.scales[o] / out.scale;
-    if (!(r < kMaxRequantScale) || !(r >= kMinRequantScale)) {
-      return InvalidArgument("layer '" + l->name + "' output channel " + std::to_string(o) +
-                             ": requantization scale input_scale*weight_scale/output_scale = " + std::to_string(r) +
-                             " is outside XNNPACK's range [2^-32, 256) (input scale " + std::to_string(in.scale) +
-                             ", weight scale " + std::to_string(q.scales[o]) + ", output scale " +
-                             std::to_string(out.scale) + ")");
-    }
-  }
-  auto bias = quant::QuantizeBias(b.data(), l->out, in.scale, q.scales);
-  if (!bias.ok()) return InvalidArgument("layer '" + l->name + "': " + bias.status().message());
   TensorDesc& wt = m->tensors[l->weight];
   wt.type = fb::DType::INT8;
   wt.data = Bytes(q.q);
   wt.scales = std::move(q.scales);
   wt.zero_points.clear();
   wt.quantized_dimension = 0;
-  TensorDesc& bt = m->tensors[l->bias];
-  bt.type = fb::DType::INT32;
-  bt.data = Bytes(bias.value());
   l->precision = fb::Precision::INT8;
-  l->input_scale = in.scale;
-  l->input_zero_point = in.zero_point;
-  l->output_scale = out.scale;
-  l->output_zero_point = out.zero_point;
   return Status::Ok();
 }
 

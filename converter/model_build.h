@@ -1,6 +1,5 @@
 // Checkpoint -> ModelDesc (every layer f32), and the two int8 transformations:
-// embedding tables to f16/int8 per row, and one Linear to int8 with calibrated
-// activation params. Layer names and relu flags follow the team agreement
+// embedding tables to f16/int8 per row, and one Linear to int8. Layer names and relu flags follow the team agreement
 // (schema/dtrn.fbs, docs/checkpoint-format.md).
 #pragma once
 
@@ -23,15 +22,9 @@ Result<ModelDesc> BuildF32Desc(const ModelConfig& config, const SafeTensors& st)
 // Converts every embedding table (positions and cln stay f32).
 Status SetEmbeddings(ModelDesc* m, EmbeddingType type);
 
-// XNNPACK's fully-connected accepts requantization scales in [2^-32, 256).
-constexpr double kMaxRequantScale = 256.0;
-constexpr double kMinRequantScale = 0x1.0p-32;
-
-// Replaces an f32 Linear's weight and bias by int8 weight (per output channel) and
-// int32 bias; fails naming the layer and channel when XNNPACK's requantization
-// limits cannot be met. Leaves the layer unchanged on failure.
-Status QuantizeLinear(ModelDesc* m, LinearDesc* layer, const quant::ActivationParams& input,
-                      const quant::ActivationParams& output);
+// Replaces an f32 Linear's weight by int8 (symmetric, one scale per output channel); the
+// bias stays f32 and the activations are quantized per row at run time.
+Status QuantizeLinear(ModelDesc* m, LinearDesc* layer);
 
 // A tensor's values as floats (F32 tensors only).
 std::vector<float> TensorFloats(const TensorDesc& t);

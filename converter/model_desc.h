@@ -30,10 +30,7 @@ struct LinearDesc {
   int in = 0, out = 0;
   bool relu = false;
   fb::Precision precision = fb::Precision::F32;
-  fb::Activation activation = fb::Activation::Static;  // INT8 only
-  int weight = -1, bias = -1;                          // tensor indices
-  float input_scale = 0.f, output_scale = 0.f;
-  int input_zero_point = 0, output_zero_point = 0;
+  int weight = -1, bias = -1;  // tensor indices
 };
 
 struct BlockDesc {

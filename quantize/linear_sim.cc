@@ -8,24 +8,30 @@
 
 namespace dtrn::quant {
 
-int8_t QuantizeValue(float x, const ActivationParams& p) {
-  double q = RoundHalfEven(static_cast<double>(x) / p.scale) + p.zero_point;
-  return static_cast<int8_t>(std::clamp(q, -128.0, 127.0));
-}
-
 void SimulateInt8Linear(const Int8LinearParams& p, const float* x, size_t rows, float* y) {
-  std::vector<int32_t> xq(p.in);
-  const int32_t qmin = p.relu ? std::max(-128, p.output.zero_point) : -128;
+  std::vector<int32_t> q(p.in);
   for (size_t r = 0; r < rows; ++r) {
-    for (size_t i = 0; i < p.in; ++i) xq[i] = QuantizeValue(x[r * p.in + i], p.input);
+    const float* xr = x + r * p.in;
+    float lo = 0.f, hi = 0.f;
+    for (size_t i = 0; i < p.in; ++i) lo = std::min(lo, xr[i]), hi = std::max(hi, xr[i]);
+    float s = 1.f;
+    int32_t zp = 0;
+    if (hi != lo) {
+      s = (hi - lo) / 255.f;
+      const float inv = 1.f / s;
+      zp = std::clamp(static_cast<int32_t>(std::nearbyint(-lo * inv)), 0, 255);
+      for (size_t i = 0; i < p.in; ++i)
+        q[i] = std::clamp(static_cast<int32_t>(std::nearbyint(xr[i] * inv)) + zp, 0, 255);
+    } else {
+      std::fill(q.begin(), q.end(), 0);
+    }
     for (size_t o = 0; o < p.out; ++o) {
       const int8_t* w = p.weight + o * p.in;
-      int64_t acc = p.bias[o];
-      for (size_t i = 0; i < p.in; ++i) acc += static_cast<int64_t>(xq[i] - p.input.zero_point) * w[i];
-      const float requant = p.input.scale * p.weight_scales[o] / p.output.scale;
-      const float v = std::nearbyint(static_cast<float>(acc) * requant) + static_cast<float>(p.output.zero_point);
-      const int32_t q = static_cast<int32_t>(std::clamp(v, static_cast<float>(qmin), 127.f));
-      y[r * p.out + o] = p.output.scale * static_cast<float>(q - p.output.zero_point);
+      int32_t acc = 0, wsum = 0;
+      for (size_t i = 0; i < p.in; ++i) acc += q[i] * w[i], wsum += w[i];
+      float v = std::fma(static_cast<float>(acc - zp * wsum), s * p.weight_scales[o], p.bias ? p.bias[o] : 0.f);
+      if (p.relu) v = v > 0.f ? v : 0.f;
+      y[r * p.out + o] = v;
     }
   }
 }

@@ -32,27 +32,4 @@ RowQuantized QuantizeRows(const float* data, size_t rows, size_t cols) {
   return out;
 }
 
-Result<std::vector<int32_t>> QuantizeBias(const float* bias, size_t out, float input_scale,
-                                          const std::vector<float>& weight_scales) {
-  if (weight_scales.size() != out) {
-    return InvalidArgument("bias quantization: " + std::to_string(weight_scales.size()) + " weight scales for " +
-                           std::to_string(out) + " outputs");
-  }
-  if (!(input_scale > 0.f) || !std::isfinite(input_scale)) {
-    return InvalidArgument("bias quantization: input scale " + std::to_string(input_scale) +
-                           " is not a positive finite number");
-  }
-  std::vector<int32_t> q(out);
-  for (size_t o = 0; o < out; ++o) {
-    double acc_scale = static_cast<double>(input_scale) * weight_scales[o];
-    double v = RoundHalfEven(static_cast<double>(bias[o]) / acc_scale);
-    if (!(acc_scale > 0.0) || !(std::fabs(v) <= 2147483647.0)) {
-      return InvalidArgument("bias quantization: output " + std::to_string(o) + " bias " + std::to_string(bias[o]) +
-                             " does not fit int32 at accumulator scale " + std::to_string(acc_scale));
-    }
-    q[o] = static_cast<int32_t>(v);
-  }
-  return q;
-}
-
 }  // namespace dtrn::quant

@@ -22,9 +22,4 @@ double RoundHalfEven(double x);
 // Quantizes a rows x cols row-major matrix, one symmetric scale per row.
 RowQuantized QuantizeRows(const float* data, size_t rows, size_t cols);
 
-// int32 bias in accumulator units: round_half_even(bias[o] / (input_scale * weight_scale[o])).
-// Fails (naming the row) when a value does not fit in int32 or the scales are not positive.
-Result<std::vector<int32_t>> QuantizeBias(const float* bias, size_t out, float input_scale,
-                                          const std::vector<float>& weight_scales);
-
 }  // namespace dtrn::quant

@@ -25,7 +25,6 @@ using DType = fb::DType;            // tensor element types; an embedding table'
 using Pooling = fb::Pooling;        // spec: `pooling`
 using Mtl = fb::Mtl;                // spec: `mtl`, the multi-task head
 using Precision = fb::Precision;    // how a Linear runs
-using Activation = fb::Activation;  // INT8 Linears: static per-tensor or dynamic per-row inputs
 
 namespace format {
 

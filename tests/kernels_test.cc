@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "dense.h"
-#include "dense_vnni.h"
+#include "int8_kernels.h"
 #include "kernels.h"
 #include "split_dense.h"
 
@@ -242,51 +242,11 @@ LinearData F32Linear(const std::string& name, int in, int out, bool relu, std::m
   return l;
 }
 
-LinearData Int8Linear(const std::string& name, int in, int out, bool relu, QuantParams ip, QuantParams op,
-                      std::mt19937_64& rng) {
-  LinearData l;
-  l.wq.resize(size_t(in) * out);
-  for (auto& v : l.wq) v = static_cast<int8_t>(int(rng() % 255) - 127);
-  l.ws = Rand(out, rng, 0.01f);
-  for (auto& s : l.ws) s = std::fabs(s) + 0.001f;
-  l.bq.resize(out);
-  for (auto& v : l.bq) v = static_cast<int32_t>(rng() % 2001) - 1000;
-  l.spec.name = name;
-  l.spec.in = in, l.spec.out = out, l.spec.relu = relu;
-  l.spec.precision = Precision::INT8;
-  l.spec.weight_i8 = l.wq.data();
-  l.spec.bias_i32 = l.bq.data();
-  l.spec.weight_scale = l.ws.data();
-  l.spec.input_scale = ip.scale, l.spec.input_zero_point = ip.zero_point;
-  l.spec.output_scale = op.scale, l.spec.output_zero_point = op.zero_point;
-  return l;
-}
-
-int8_t QuantizeRef(double x, QuantParams p) {
-  double q = std::nearbyint(x / p.scale) + p.zero_point;
-  return static_cast<int8_t>(std::min(127.0, std::max(-128.0, q)));
-}
-
-// qc8 semantics: int32 accumulation, fp32 requantization per channel, clamp (relu at the zero point).
-std::vector<int8_t> Int8Ref(const LinearData& l, const std::vector<int8_t>& x, size_t rows) {
-  const LinearSpec& s = l.spec;
-  std::vector<int8_t> y(rows * s.out);
-  for (size_t r = 0; r < rows; ++r)
-    for (int o = 0; o < s.out; ++o) {
-      int64_t acc = s.bias_i32[o];
-      for (int i = 0; i < s.in; ++i) acc += int64_t(x[r * s.in + i] - s.input_zero_point) * s.weight_i8[o * s.in + i];
-      double v = std::nearbyint(double(acc) * (double(s.input_scale) * s.weight_scale[o] / s.output_scale)) +
-                 s.output_zero_point;
-      double lo = s.relu ? s.output_zero_point : -128;
-      y[r * s.out + o] = static_cast<int8_t>(std::min(127.0, std::max(lo, v)));
-    }
-  return y;
-}
-
 TEST_F(Dense, F32ChainMatchesLoops) {
   std::mt19937_64 rng(6);
+  WeightCache cache(int8::BestIsa());
   LinearData l1 = F32Linear("a", 13, 21, true, rng), l2 = F32Linear("b", 21, 5, false, rng);
-  auto chain = DenseChain::Create({&l1.spec, &l2.spec}, DenseKernels::kAuto);
+  auto chain = DenseChain::Create({&l1.spec, &l2.spec}, &cache);
   ASSERT_TRUE(chain.ok()) << chain.status().ToString();
   EXPECT_EQ(chain.value()->in_features(), 13);
   EXPECT_EQ(chain.value()->out_features(), 5);
@@ -314,145 +274,142 @@ TEST_F(Dense, F32ChainMatchesLoops) {
   }
 }
 
-// Two INT8 layers whose params match stay int8 in between; a third with other input
-// params goes through f32. Result = the integer reference (XNNPACK may round a tie
-// differently: allow one step of the output grid).
-TEST_F(Dense, Int8ChainMatchesIntegerReference) {
-  std::mt19937_64 rng(7);
-  const QuantParams p_in{0.05f, 3}, p_h{0.04f, -128}, p_o{0.06f, 10}, p_in3{0.07f, -5}, p_o3{0.1f, 2};
-  LinearData l1 = Int8Linear("l1", 24, 40, true, p_in, p_h, rng);
-  LinearData l2 = Int8Linear("l2", 40, 17, false, p_h, p_o, rng);    // chained: input params = l1's output
-  LinearData l3 = Int8Linear("l3", 17, 9, false, p_in3, p_o3, rng);  // mismatch: dequantize + quantize
-  auto chain = DenseChain::Create({&l1.spec, &l2.spec, &l3.spec}, DenseKernels::kAuto);
-  ASSERT_TRUE(chain.ok()) << chain.status().ToString();
-  ChainScratch cs;
-  for (size_t rows : {1, 5, 33}) {
-    auto xv = Rand(rows * 24, rng, 6.f);
-    Buffer<float> in;
-    std::memcpy(in.Reserve(xv.size()), xv.data(), xv.size() * 4);
-    std::vector<float> y(rows * 9);
-    ASSERT_TRUE(chain.value()->Run(rows, in.data(), y.data(), Exec{nullptr, nullptr, &cs}).ok());
-    std::vector<int8_t> q(xv.size());
-    for (size_t i = 0; i < xv.size(); ++i) q[i] = QuantizeRef(xv[i], p_in);
-    auto h1 = Int8Ref(l1, q, rows);
-    auto h2 = Int8Ref(l2, h1, rows);
-    std::vector<int8_t> q3(h2.size());
-    for (size_t i = 0; i < h2.size(); ++i) q3[i] = QuantizeRef(p_o.scale * (h2[i] - p_o.zero_point), p_in3);
-    auto h3 = Int8Ref(l3, q3, rows);
-    int exact = 0;
-    for (size_t i = 0; i < y.size(); ++i) {
-      double ref = p_o3.scale * (h3[i] - p_o3.zero_point);
-      EXPECT_NEAR(y[i], ref, p_o3.scale * 1.01) << "rows " << rows << " value " << i;
-      exact += y[i] == float(ref);
+LinearData Int8Linear(const std::string& name, int in, int out, bool relu, std::mt19937_64& rng) {
+  LinearData l;
+  l.wq.resize(size_t(in) * out);
+  for (auto& v : l.wq) v = static_cast<int8_t>(int(rng() % 255) - 127);
+  l.ws = Rand(out, rng, 0.01f);
+  for (auto& s : l.ws) s = std::fabs(s) + 0.001f;
+  l.b = Rand(out, rng, 0.3f);
+  l.spec.name = name;
+  l.spec.in = in, l.spec.out = out, l.spec.relu = relu;
+  l.spec.precision = Precision::INT8;
+  l.spec.weight_i8 = l.wq.data();
+  l.spec.bias_f32 = l.b.data();
+  l.spec.weight_scale = l.ws.data();
+  return l;
+}
+
+// The arithmetic of int8_kernels.h, written out plainly (no packing, no SIMD).
+std::vector<float> Int8Reference(const LinearData& l, const std::vector<float>& x, size_t rows, const int8::Epilogue& e,
+                                 const std::vector<float>& out0) {
+  const LinearSpec& s = l.spec;
+  std::vector<float> y = out0;
+  for (size_t r = 0; r < rows; ++r) {
+    float lo = 0, hi = 0;
+    for (int i = 0; i < s.in; ++i) lo = std::min(lo, x[r * s.in + i]), hi = std::max(hi, x[r * s.in + i]);
+    float sc = 1.f, inv = 0.f;
+    int32_t zp = 0;
+    std::vector<int32_t> q(s.in, 0);
+    if (hi != lo) {
+      sc = (hi - lo) / 255.f;
+      inv = 1.f / sc;
+      zp = std::clamp(int32_t(std::nearbyint(-lo * inv)), 0, 255);
+      for (int i = 0; i < s.in; ++i) q[i] = std::clamp(int32_t(std::nearbyint(x[r * s.in + i] * inv)) + zp, 0, 255);
     }
-    EXPECT_GE(exact, int(y.size() * 9 / 10));
+    for (int o = 0; o < s.out; ++o) {
+      int32_t acc = 0, wsum = 0;
+      for (int i = 0; i < s.in; ++i) acc += q[i] * s.weight_i8[o * s.in + i], wsum += s.weight_i8[o * s.in + i];
+      float v = std::fma(float(acc - zp * wsum), sc * s.weight_scale[o], s.bias_f32[o]);
+      for (size_t u = 0; u < e.add_n; ++u) v = std::fma(e.add_a[r * e.lda + u], e.add_p[u * e.ldp + o], v);
+      if (e.relu) v = v > 0.f ? v : 0.f;
+      if (e.mix) v = std::fma(e.mix[r * e.ldmix], v, y[r * s.out + o]);
+      y[r * s.out + o] = v;
+    }
   }
+  return y;
 }
 
-TEST_F(Dense, Int8LayerWithoutChainNeighbours) {
-  std::mt19937_64 rng(8);
-  LinearData l = Int8Linear("solo", 16, 8, true, {0.03f, 0}, {0.02f, -128}, rng);
-  auto chain = DenseChain::Create({&l.spec}, DenseKernels::kAuto);
-  ASSERT_TRUE(chain.ok());
-  ChainScratch cs;
-  auto xv = Rand(4 * 16, rng, 3.f);
-  Buffer<float> in;
-  std::memcpy(in.Reserve(xv.size()), xv.data(), xv.size() * 4);
-  std::vector<float> y(4 * 8);
-  ASSERT_TRUE(chain.value()->Run(4, in.data(), y.data(), Exec{nullptr, nullptr, &cs}).ok());
-  std::vector<int8_t> q(xv.size());
-  for (size_t i = 0; i < xv.size(); ++i) q[i] = QuantizeRef(xv[i], {0.03f, 0});
-  auto h = Int8Ref(l, q, 4);
-  for (size_t i = 0; i < y.size(); ++i) {
-    EXPECT_GE(y[i], 0.f);  // relu
-    EXPECT_NEAR(y[i], 0.02 * (h[i] + 128), 0.0201);
-  }
-}
-
-// The VNNI kernel must give exactly XNNPACK's qc8 outputs (same requantization), so
-// that a model scores the same on every x86 machine.
-TEST_F(Dense, VnniMatchesXnnpackBitForBit) {
-  if (!VnniAvailable()) GTEST_SKIP() << "CPU without AVX-512 VNNI";
+// Every int8 kernel this CPU runs gives the reference's bits, for odd shapes, every
+// epilogue extra, zero rows and rows of one sign; the bits also stay within quantization
+// error of the f32 product (so the reference itself computes the layer).
+TEST(Int8Kernels, EveryIsaMatchesTheReferenceBitForBit) {
   std::mt19937_64 rng(10);
   struct Shape {
     int in, out;
-    bool relu;
-    QuantParams ip, op;
   };
-  for (const Shape& sh :
-       {Shape{13, 7, false, {0.05f, 3}, {0.07f, -4}}, Shape{64, 16, true, {0.02f, -128}, {0.03f, -128}},
-        Shape{416, 256, true, {0.031f, 17}, {0.05f, -128}}, Shape{33, 50, false, {0.2f, 0}, {0.9f, 120}},
-        Shape{7, 1, false, {0.1f, -7}, {0.04f, 0}}}) {
-    LinearData l = Int8Linear("v", sh.in, sh.out, sh.relu, sh.ip, sh.op, rng);
-    auto vnni = CreateVnniQc8Layer(l.spec);
-    auto xnn = CreateXnnpackDenseLayer(l.spec);
-    ASSERT_TRUE(vnni.ok()) << vnni.status().ToString();
-    ASSERT_TRUE(xnn.ok()) << xnn.status().ToString();
-    for (size_t rows : {1, 3, 4, 5, 37, 100}) {
-      Buffer<int8_t> x;
-      int8_t* xp = x.Reserve(rows * sh.in);
-      for (size_t i = 0; i < rows * sh.in; ++i) xp[i] = static_cast<int8_t>(rng() % 256);
-      std::vector<int8_t> a(rows * sh.out + 64, 99), b(rows * sh.out + 64, 99);
-      ASSERT_TRUE(vnni.value()->RunQs8(rows, xp, a.data(), nullptr).ok());
-      ASSERT_TRUE(xnn.value()->RunQs8(rows, xp, b.data(), nullptr).ok());
-      EXPECT_EQ(a, b) << sh.in << "->" << sh.out << " rows " << rows;  // padding after the output untouched too
+  int isas = 0;
+  for (int8::Isa isa : {int8::Isa::kPortable, int8::Isa::kAvx2, int8::Isa::kAvx512Vnni, int8::Isa::kNeonDot}) {
+    if (!int8::IsaAvailable(isa)) continue;
+    ++isas;
+    for (const Shape& sh :
+         {Shape{13, 7}, Shape{64, 16}, Shape{224, 256}, Shape{33, 50}, Shape{7, 1}, Shape{256, 129}, Shape{1, 3}}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        LinearData l = Int8Linear("k", sh.in, sh.out, variant % 2 == 1, rng);
+        auto packed = int8::PackedWeights::Pack("k", l.wq.data(), l.ws.data(), l.b.data(), sh.out, sh.in, isa);
+        ASSERT_TRUE(packed.ok()) << packed.status().ToString();
+        for (size_t rows : {1, 3, 4, 5, 6, 7, 13, 37}) {
+          std::vector<float> x = Rand(rows * sh.in, rng, 3.f);
+          if (rows > 2) std::fill(x.begin(), x.begin() + sh.in, 0.f);  // a zero row
+          if (rows > 3)
+            for (int i = 0; i < sh.in; ++i) x[sh.in + i] = std::fabs(x[sh.in + i]);  // relu-like
+          const size_t n_add = variant >= 2 ? 3 : 0;
+          std::vector<float> a = Rand(rows * 4, rng, 2.f), p = Rand(4 * (sh.out + 5), rng, 1.f),
+                             g = Rand(rows * 2, rng, 1.f);
+          int8::Epilogue e;
+          e.relu = l.spec.relu;
+          e.add_a = a.data(), e.lda = 4, e.add_p = p.data(), e.ldp = sh.out + 5, e.add_n = n_add;
+          if (variant == 3) e.mix = g.data(), e.ldmix = 2;
+          std::vector<float> out0 = Rand(rows * sh.out, rng, 1.f);
+          const size_t ldq = int8::QuantizedStride(*packed.value());
+          std::vector<uint8_t> q(rows * ldq);
+          std::vector<float> s(rows);
+          std::vector<int32_t> zp(rows);
+          int8::QuantizeRows(rows, sh.in, x.data(), sh.in, q.data(), ldq, s.data(), zp.data());
+          std::vector<float> y = out0;
+          y.resize(rows * sh.out + 16, 99.f);
+          int8::Gemm(*packed.value(), rows, q.data(), ldq, s.data(), zp.data(), e, y.data(), sh.out, nullptr);
+          const std::vector<float> want = Int8Reference(l, x, rows, e, out0);
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_EQ(y[i], want[i]) << int8::IsaName(isa) << " " << sh.in << "->" << sh.out << " rows " << rows
+                                     << " variant " << variant << " value " << i;
+          for (size_t i = want.size(); i < y.size(); ++i) ASSERT_EQ(y[i], 99.f) << "wrote past the output";
+          if (variant == 0) {  // plain layer: close to the f32 product
+            for (size_t r = 0; r < rows; ++r)
+              for (int o = 0; o < sh.out; ++o) {
+                double exact = l.b[o], bound = 0;
+                for (int i = 0; i < sh.in; ++i) {
+                  const double w = double(l.wq[o * sh.in + i]) * l.ws[o];
+                  exact += double(x[r * sh.in + i]) * w;
+                  bound += std::fabs(w) * s[r] * 0.5;  // each input within half a step
+                }
+                EXPECT_NEAR(want[r * sh.out + o], exact, bound * 1.001 + 1e-5);
+              }
+          }
+        }
+      }
     }
   }
+  EXPECT_GE(isas, 1);
 }
 
-// The f32-output entry (the int8 split of a head's first layer): the int32 accumulator,
-// bias included, times s_in·s_w[o], plus the per-row update Σ_u a[r, u]·P[u, o], then
-// relu when asked; compared with a plain loop.
-TEST_F(Dense, VnniF32OutputMatchesLoop) {
-  if (!VnniAvailable()) GTEST_SKIP() << "CPU without AVX-512 VNNI";
-  std::mt19937_64 rng(11);
-  struct Shape {
-    int in, out, n_add;
-    bool relu;
-    QuantParams ip;
-  };
-  for (const Shape& sh : {Shape{13, 7, 0, false, {0.05f, 3}}, Shape{224, 256, 6, true, {0.031f, 17}},
-                          Shape{64, 33, 2, false, {0.02f, -128}}, Shape{7, 1, 1, true, {0.1f, -7}}}) {
-    LinearData l = Int8Linear("f", sh.in, sh.out, /*relu*/ !sh.relu, sh.ip, {0.5f, -128}, rng);  // spec flag ignored
-    auto vnni = CreateVnniQc8Layer(l.spec);
-    ASSERT_TRUE(vnni.ok()) << vnni.status().ToString();
-    ASSERT_TRUE(vnni.value()->supports_f32_output());
-    const size_t ldp = sh.out + 3;
-    std::vector<float> pm = Rand(sh.n_add * ldp + 1, rng, 2.f);
-    for (size_t rows : {1, 3, 4, 5, 37}) {
-      Buffer<int8_t> x;
-      int8_t* xp = x.Reserve(rows * sh.in);
-      for (size_t i = 0; i < rows * sh.in; ++i) xp[i] = static_cast<int8_t>(rng() % 256);
-      const size_t lda = sh.n_add + 1;
-      std::vector<float> a = Rand(rows * lda + 1, rng, 2.f);
-      DenseLayer::RowUpdate add;
-      add.a = a.data(), add.lda = lda, add.p = pm.data(), add.ldp = ldp, add.n = sh.n_add;
-      std::vector<float> y(rows * sh.out + 16, 99.f);
-      ASSERT_TRUE(vnni.value()->RunQs8ToF32(rows, xp, add, sh.relu, y.data(), nullptr).ok());
-      int zeros = 0;
-      for (size_t r = 0; r < rows; ++r)
-        for (int o = 0; o < sh.out; ++o) {
-          int32_t acc = l.bq[o];
-          for (int i = 0; i < sh.in; ++i) acc += (xp[r * sh.in + i] - sh.ip.zero_point) * l.wq[o * sh.in + i];
-          double want = static_cast<float>(acc) * (sh.ip.scale * l.ws[o]);
-          for (int u = 0; u < sh.n_add; ++u) want += double(a[r * lda + u]) * pm[u * ldp + o];
-          if (sh.relu) want = std::max(0.0, want);
-          zeros += want == 0;
-          EXPECT_NEAR(y[r * sh.out + o], want, 1e-5 * (1 + std::fabs(want)))
-              << sh.in << "->" << sh.out << " row " << r << " out " << o;
-        }
-      if (sh.relu && rows * sh.out > 100) EXPECT_GT(zeros, 0);                  // relu really clamped something
-      for (size_t i = rows * sh.out; i < y.size(); ++i) EXPECT_EQ(y[i], 99.f);  // nothing written past the end
+TEST(Int8Kernels, QuantizeRowsIsTheSameOnEveryPath) {
+  std::mt19937_64 rng(12);
+  for (size_t n : {1, 3, 15, 16, 17, 100, 256}) {
+    std::vector<float> x = Rand(9 * n, rng, 5.f);
+    for (size_t i = 0; i < n; ++i) x[i] = 0.f;                               // zero row
+    for (size_t i = 0; i < n; ++i) x[n + i] = std::fabs(x[n + i]);           // non-negative
+    for (size_t i = 0; i < n; ++i) x[2 * n + i] = -std::fabs(x[2 * n + i]);  // non-positive
+    const size_t ldq = (n + 3) / 4 * 4 + 4;
+    std::vector<uint8_t> q0(9 * ldq, 7), q1(9 * ldq, 7);
+    std::vector<float> s0(9), s1(9);
+    std::vector<int32_t> z0(9), z1(9);
+    int8::detail::QuantizeRowsPortable(9, n, x.data(), n, q0.data(), ldq, s0.data(), z0.data());
+    for (auto fn : {int8::detail::QuantizeRowsAvx2, int8::detail::QuantizeRowsAvx512}) {
+      std::fill(q1.begin(), q1.end(), 7);
+      fn(9, n, x.data(), n, q1.data(), ldq, s1.data(), z1.data());
+      EXPECT_EQ(q0, q1) << n;
+      EXPECT_EQ(s0, s1) << n;
+      EXPECT_EQ(z0, z1) << n;
     }
+    // Dequantized values lie within half a step of the inputs; 0 maps exactly.
+    for (size_t r = 0; r < 9; ++r)
+      for (size_t j = 0; j < n; ++j) {
+        const float back = s0[r] * float(int(q0[r * ldq + j]) - z0[r]);
+        EXPECT_NEAR(back, x[r * n + j], s0[r] * 0.5001f + 1e-6f);
+        if (x[r * n + j] == 0.f) EXPECT_EQ(back, 0.f);
+      }
   }
-  // XNNPACK layers have no such entry: it says so instead of computing something else.
-  LinearData l = Int8Linear("x", 8, 4, false, {0.1f, 0}, {0.1f, 0}, rng);
-  auto xnn = CreateXnnpackDenseLayer(l.spec);
-  ASSERT_TRUE(xnn.ok());
-  EXPECT_FALSE(xnn.value()->supports_f32_output());
-  Buffer<int8_t> x;
-  std::vector<float> y(4);
-  EXPECT_FALSE(xnn.value()->RunQs8ToF32(1, x.Reserve(8), {}, false, y.data(), nullptr).ok());
 }
 
 // The split first layer's GEMM keeps a reference to the spec that describes W_rest: that
@@ -464,22 +421,22 @@ TEST_F(Dense, SplitLayerSpecDescribesLiveWeights) {
   const std::vector<bool> is_uc = {true, false, false, true, false};
   const std::vector<int> uc_slot = {0, -1, -1, 1, -1};
   for (bool int8 : {false, true}) {
-    LinearData l = int8 ? Int8Linear("split", n * d, 6, true, {0.05f, 3}, {0.1f, -128}, rng)
-                        : F32Linear("split", n * d, 6, true, rng);
-    if (int8 && !SplitDense::Supports(l.spec, DenseKernels::kAuto)) continue;  // no VNNI here
-    auto split = SplitDense::Create(l.spec, d, is_uc, uc_slot, DenseKernels::kAuto);
+    LinearData l = int8 ? Int8Linear("split", n * d, 6, true, rng) : F32Linear("split", n * d, 6, true, rng);
+    WeightCache cache(int8::BestIsa());
+    auto split = SplitDense::Create(l.spec, d, is_uc, uc_slot, &cache);
     ASSERT_TRUE(split.ok()) << split.status().ToString();
-    const LinearSpec& rest = split.value()->rest_layer().spec();
-    ASSERT_EQ(rest.in, 3 * d);
+    ASSERT_EQ(split.value()->rest_width(), 3 * d);
+    const float* rest_f32 = split.value()->rest_weight_f32();
+    const int8_t* rest_i8 = split.value()->rest_weight_i8();
     const int rest_fields[] = {1, 2, 4};
     for (int o = 0; o < 6; ++o)
       for (int j = 0; j < 3; ++j)
         for (int e = 0; e < d; ++e) {
           const size_t src = size_t(o) * n * d + rest_fields[j] * d + e, dst = size_t(o) * 3 * d + j * d + e;
           if (int8)
-            ASSERT_EQ(rest.weight_i8[dst], l.wq[src]) << o << " " << j << " " << e;
+            ASSERT_EQ(rest_i8[dst], l.wq[src]) << o << " " << j << " " << e;
           else
-            ASSERT_EQ(rest.weight_f32[dst], l.w[src]) << o << " " << j << " " << e;
+            ASSERT_EQ(rest_f32[dst], l.w[src]) << o << " " << j << " " << e;
         }
   }
 }

@@ -204,32 +204,21 @@ class Builder {
       int wt = F32(name + ".weight", {out, in}, w), bt = F32(name + ".bias", {out}, b);
       return fb::CreateLinearDirect(fbb_, name.c_str(), in, out, relu, fb::Precision::F32, wt, bt);
     }
-    // Fixed activation params; a chain's next layer reuses this layer's output params.
-    const float in_scale = chain_out_scale_ > 0 ? chain_out_scale_ : 6.f / 127.f;
-    const int in_zp = chain_out_scale_ > 0 ? chain_out_zp_ : 0;
-    const float out_scale = relu ? 6.f / 255.f : 8.f / 255.f;
-    const int out_zp = relu ? -128 : 0;
+    // INT8: weights per row, f32 bias; the activations are quantized at run time.
     std::vector<int8_t> q;
     std::vector<float> s;
     QuantizeRows(w, out, in, &q, &s);
-    std::vector<int32_t> bq(out);
-    for (int o = 0; o < out; ++o) bq[o] = static_cast<int32_t>(std::nearbyint(b[o] / (in_scale * s[o])));
     int wt = Add(name + ".weight", {out, in}, fb::DType::INT8, q, s);
-    int bt = Add(name + ".bias", {out}, fb::DType::INT32, bq);
-    chain_out_scale_ = out_scale;
-    chain_out_zp_ = out_zp;
-    return fb::CreateLinearDirect(fbb_, name.c_str(), in, out, relu, fb::Precision::INT8, wt, bt, in_scale, in_zp,
-                                  out_scale, out_zp);
+    int bt = F32(name + ".bias", {out}, b);
+    return fb::CreateLinearDirect(fbb_, name.c_str(), in, out, relu, fb::Precision::INT8, wt, bt);
   }
   flatbuffers::Offset<fb::Mlp> Mlp(const std::string& prefix, int in, const std::vector<int>& widths, bool relu_last) {
     std::vector<flatbuffers::Offset<fb::Linear>> layers;
-    chain_out_scale_ = 0;
     for (size_t j = 0; j < widths.size(); ++j) {
       bool relu = relu_last || j + 1 < widths.size();
       layers.push_back(Linear(prefix + "." + std::to_string(j), in, widths[j], relu, c_.int8_head));
       in = widths[j];
     }
-    chain_out_scale_ = 0;
     return fb::CreateMlpDirect(fbb_, &layers);
   }
 
@@ -237,8 +226,6 @@ class Builder {
   std::mt19937_64 rng_;
   flatbuffers::FlatBufferBuilder fbb_{1 << 16};
   std::vector<T> tensors_;
-  float chain_out_scale_ = 0;
-  int chain_out_zp_ = 0;
 };
 
 }  // namespace

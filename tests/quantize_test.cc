@@ -68,23 +68,6 @@ TEST(QuantizeRows, RoundsHalfToEven) {
   for (size_t i = 0; i < w.size(); ++i) EXPECT_EQ(q.q[i], expect[i]) << "index " << i;
 }
 
-TEST(QuantizeBias, AccumulatorUnitsAndOverflow) {
-  std::vector<float> bias = {0.3f, -1.0f, 0.f};
-  std::vector<float> ws = {0.01f, 0.02f, 0.5f};
-  auto q = QuantizeBias(bias.data(), 3, 0.1f, ws);
-  ASSERT_TRUE(q.ok()) << q.status().ToString();
-  EXPECT_EQ(q.value()[0], 300);   // 0.3 / (0.1 * 0.01)
-  EXPECT_EQ(q.value()[1], -500);  // -1 / (0.1 * 0.02)
-  EXPECT_EQ(q.value()[2], 0);
-  std::vector<float> huge = {1e9f};
-  std::vector<float> tiny = {1e-6f};
-  auto bad = QuantizeBias(huge.data(), 1, 1e-3f, tiny);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("output 0"), std::string::npos) << bad.status().message();
-  EXPECT_FALSE(QuantizeBias(bias.data(), 3, 0.f, ws).ok());
-  EXPECT_FALSE(QuantizeBias(bias.data(), 3, 0.1f, {0.1f}).ok());
-}
-
 TEST(Half, KnownValues) {
   EXPECT_EQ(FloatToHalf(0.f), 0x0000);
   EXPECT_EQ(FloatToHalf(-0.f), 0x8000);
@@ -126,51 +109,6 @@ TEST(Half, ErrorWithinHalfUlp) {
   }
 }
 
-TEST(ActivationParams, ZeroIsExactAndRangeIsCovered) {
-  for (auto [lo, hi] : std::vector<std::pair<double, double>>{{-1, 3}, {0, 6}, {-5, -1}, {2, 7}, {-0.01, 100}}) {
-    ActivationParams p = ParamsForRange(lo, hi);
-    EXPECT_GT(p.scale, 0.f);
-    EXPECT_GE(p.zero_point, -128);
-    EXPECT_LE(p.zero_point, 127);
-    EXPECT_EQ(p.scale * (QuantizeValue(0.f, p) - p.zero_point), 0.f) << "0 exactly representable";
-    const double glo = p.scale * (-128 - p.zero_point), ghi = p.scale * (127 - p.zero_point);
-    EXPECT_LE(glo, std::min(lo, 0.0) + p.scale);
-    EXPECT_GE(ghi, std::max(hi, 0.0) - p.scale);
-  }
-  EXPECT_EQ(ParamsForRange(0, 6).zero_point, -128) << "relu outputs use the whole grid";
-  ActivationParams empty = ParamsForRange(0, 0);
-  EXPECT_EQ(empty.scale, 1.f);
-  EXPECT_EQ(empty.zero_point, 0);
-}
-
-TEST(Calibration, MethodsOnHeavyTail) {
-  std::mt19937 rng(11);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> x(200000);
-  for (float& v : x) v = nd(rng);
-  x[17] = 80.f;  // one outlier
-  RangeStats r;
-  r.Add(x.data(), x.size());
-  EXPECT_EQ(r.count, x.size());
-  EXPECT_FLOAT_EQ(static_cast<float>(r.max), 80.f);
-  Histogram h(r);
-  h.Add(x.data(), x.size());
-  EXPECT_EQ(h.total(), x.size());
-  const ActivationParams mm = ChooseParams(h, CalibrationMethod::kMinMax);
-  const ActivationParams pc = ChooseParams(h, CalibrationMethod::kPercentile, 99.99);
-  const ActivationParams ms = ChooseParams(h, CalibrationMethod::kMse);
-  EXPECT_NEAR(mm.scale * (127 - mm.zero_point), 80.0, 1.0) << "minmax keeps the outlier";
-  EXPECT_LT(pc.scale, mm.scale / 5) << "percentile clips the outlier";
-  // MSE weighs the outlier's clipping error against everyone's rounding noise: it clips
-  // some (analytically the optimum keeps about [-4.5, 63]) and has the lowest error.
-  EXPECT_LT(ms.scale, mm.scale * 0.9);
-  EXPECT_GT(ms.scale, pc.scale);
-  const double e_mm = ExpectedSquaredError(h, mm), e_pc = ExpectedSquaredError(h, pc),
-               e_ms = ExpectedSquaredError(h, ms);
-  EXPECT_LE(e_ms, e_mm);
-  EXPECT_LE(e_ms, e_pc);
-}
-
 TEST(Calibration, SkipsNonFinite) {
   std::vector<float> x = {1.f, NAN, -2.f, INFINITY};
   RangeStats r;
@@ -179,9 +117,6 @@ TEST(Calibration, SkipsNonFinite) {
   EXPECT_EQ(r.nonfinite, 2u);
   EXPECT_EQ(r.min, -2.0);
   EXPECT_EQ(r.max, 1.0);
-  Histogram h(r);
-  h.Add(x.data(), x.size());
-  EXPECT_EQ(h.total(), 2u);
 }
 
 TEST(LinearSim, CloseToFloatOnRandomLayer) {
@@ -199,9 +134,6 @@ TEST(LinearSim, CloseToFloatOnRandomLayer) {
       y[r * out + o] = static_cast<float>(std::max(acc, 0.0));
     }
   }
-  RangeStats rx, ry;
-  rx.Add(x.data(), x.size());
-  ry.Add(y.data(), y.size());
   RowQuantized q = QuantizeRows(w.data(), out, in);
   Int8LinearParams p;
   p.in = in;
@@ -209,17 +141,14 @@ TEST(LinearSim, CloseToFloatOnRandomLayer) {
   p.relu = true;
   p.weight = q.q.data();
   p.weight_scales = q.scales.data();
-  p.input = ParamsForRange(rx.min, rx.max);
-  p.output = ParamsForRange(ry.min, ry.max);
-  auto bias = QuantizeBias(b.data(), out, p.input.scale, q.scales);
-  ASSERT_TRUE(bias.ok());
-  p.bias = bias.value().data();
+  p.bias = b.data();
   std::vector<float> yq(rows * out);
   SimulateInt8Linear(p, x.data(), rows, yq.data());
-  for (float v : yq) EXPECT_GE(v, 0.f) << "relu clamps at the zero point";
-  EXPECT_GT(SqnrDb(y.data(), yq.data(), y.size()), 25.0);
-  // Garbage output params must show up as a low SQNR: the measurement can fail.
-  p.output = ParamsForRange(0, 0.01);
+  for (float v : yq) EXPECT_GE(v, 0.f) << "relu";
+  EXPECT_GT(SqnrDb(y.data(), yq.data(), y.size()), 30.0);
+  // Wrong weight scales must show up as a low SQNR: the measurement can fail.
+  std::vector<float> wrong(q.scales.size(), 1.f);
+  p.weight_scales = wrong.data();
   SimulateInt8Linear(p, x.data(), rows, yq.data());
   EXPECT_LT(SqnrDb(y.data(), yq.data(), y.size()), 5.0);
 }

@@ -12,7 +12,6 @@
 #include <set>
 #include <thread>
 
-#include "dense_vnni.h"
 #include "model_builder.h"
 #include "model_impl.h"
 #include "test_util.h"
@@ -657,12 +656,64 @@ TEST(Execution, ObserverSeesEveryF32Linear) {
   EXPECT_EQ(rec.calls["tim.blocks.1.attn.in_proj"].rows, 6u);  // later blocks: per task
 }
 
-// int8 heads: with kAuto on a VNNI CPU the first expert/gate (towers: tower) layer runs
-// split per request (int8 rest columns, f32 user/context products); kXnnpack runs it
-// whole. Same model, same requests: they differ only by the rounding of that layer, and
-// the split is as close to the f32 model (same float weights) as the whole layer is.
+// Every int8 kernel choice this CPU can run scores every variant to the same bits: the
+// AVX2 and portable paths of an x86 machine without AVX-512 VNNI never rot.
+TEST(Execution, EveryInt8KernelChoiceGivesTheSameBits) {
+  std::vector<DenseKernels> choices;
+  for (DenseKernels k :
+       {DenseKernels::kPortable, DenseKernels::kAvx2, DenseKernels::kAvx512Vnni, DenseKernels::kNeonDot}) {
+    SessionOptions o;
+    o.kernels = k;
+    auto model = MustLoad(BuildTestModel({}));
+    if (Session::Create(model, o).ok()) choices.push_back(k);
+  }
+  ASSERT_FALSE(choices.empty());
+  TestModelConfig towers8;
+  towers8.mtl = fb::Mtl::Towers;
+  towers8.int8_head = true;
+  auto variants = Variants();
+  variants.push_back({"towers_int8", towers8});
+  for (const auto& [name, cfg] : variants) {
+    if (!cfg.int8_head) continue;
+    SCOPED_TRACE(name);
+    auto model = MustLoad(BuildTestModel(cfg));
+    std::vector<std::unique_ptr<Session>> sessions;
+    for (DenseKernels k : choices) {
+      SessionOptions o;
+      o.kernels = k;
+      sessions.push_back(MustSession(model, o));
+    }
+    std::mt19937_64 rng(23);
+    for (int i = 0; i < 10; ++i) {
+      Request r = RandomRequest(*model, rng, 1 + rng() % 60, 8);
+      Scores ref = MustScore(*sessions[0], r);
+      for (size_t j = 1; j < sessions.size(); ++j)
+        EXPECT_TRUE(SameBits(ref, MustScore(*sessions[j], r)))
+            << DenseKernelsName(choices[j]) << " vs " << DenseKernelsName(choices[0]);
+    }
+  }
+  // A kernel this machine lacks is refused by name, not silently replaced.
+  for (DenseKernels k : {DenseKernels::kAvx2, DenseKernels::kAvx512Vnni, DenseKernels::kNeonDot}) {
+    if (std::find(choices.begin(), choices.end(), k) != choices.end()) continue;
+    SessionOptions o;
+    o.kernels = k;
+    auto s = Session::Create(MustLoad(BuildTestModel({})), o);
+    ASSERT_FALSE(s.ok());
+    EXPECT_TRUE(Contains(s.status().message(), DenseKernelsName(k))) << s.status().message();
+  }
+}
+
+// Sees every layer; with it the session runs every head layer whole (no split).
+struct NullObserver : ActivationObserver {
+  void Observe(const std::string&, const float*, size_t, size_t, const float*, size_t) override {}
+};
+
+// int8 heads: the first expert/gate (towers: tower) layer runs split per request (int8
+// rest columns, f32 user/context products); with an observer it runs whole. Same model,
+// same requests: they differ only by the rounding of that layer, and the split is as
+// close to the f32 model (same float weights) as the whole layer is.
 TEST(Execution, Int8SplitFirstLayerMatchesWholeLayer) {
-  if (!VnniAvailable()) GTEST_SKIP() << "CPU without AVX-512 VNNI: int8 layers always run whole";
+  NullObserver watcher;
   auto variants = Variants();
   TestModelConfig towers8;
   towers8.mtl = fb::Mtl::Towers;
@@ -673,7 +724,7 @@ TEST(Execution, Int8SplitFirstLayerMatchesWholeLayer) {
     SCOPED_TRACE(name);
     auto model = MustLoad(BuildTestModel(cfg));
     SessionOptions whole_opts;
-    whole_opts.kernels = DenseKernels::kXnnpack;
+    whole_opts.observer = &watcher;
     TestModelConfig f32_cfg = cfg;
     f32_cfg.int8_head = false;
     auto f32_model = MustLoad(BuildTestModel(f32_cfg));

@@ -18,9 +18,10 @@ LayerNorm parameters; the output is written atomically (nothing is left behind
 on failure).
 
 options:
-  --precision f32|int8       dense layers (default f32). int8 needs --calibration:
-                             there is no fallback, because activation scales and
-                             the per-layer decisions are measured on real requests.
+  --precision f32|int8       dense layers (default f32). int8 layers quantize their
+                             inputs per row at run time and output f32 (no requantized
+                             logits, no clamped activations). int8 needs --calibration:
+                             which layers run int8 is measured on real requests.
   --calibration REQ.jsonl    requests (docs/request-format.md) the f32 model is run
                              on to calibrate activations and to measure each layer's
                              int8 error; a layer whose int8 error costs accuracy
@@ -32,13 +33,8 @@ options:
   --report REPORT.json       write the int8-vs-f32 comparison (per-task AUC when
                              labels exist, mean/max |dp|, Kendall tau of the fused
                              ranking), sizes and per-layer measurements as JSON.
-  --calibration-method minmax|percentile|mse
-                             how activation ranges are chosen (default percentile,
-                             at --percentile 99.99).
-  --percentile P             for --calibration-method percentile (default 99.99).
   --int8-layers measured|all measured (default): keep layers f32 where int8 costs
-                             accuracy; all: every candidate layer int8, and a layer
-                             outside XNNPACK's limits is an error.
+                             accuracy; all: every candidate layer int8.
   --no-equalize              int8: skip the exact power-of-two rescaling of field
                              embeddings that gives the TRM input and r_k one common
                              range before calibration (on by default).
@@ -60,7 +56,7 @@ int main(int argc, char** argv) {
   using namespace dtrn::convert;
   dtrn::tools::Flags flags("dtrn-convert", kUsage);
   for (const char* v : {"--checkpoint", "--output", "--precision", "--calibration", "--holdout", "--embeddings",
-                        "--report", "--calibration-method", "--percentile", "--int8-layers"})
+                        "--report", "--int8-layers"})
     flags.Value(v);
   flags.Switch("--quiet").Switch("--no-equalize");
   if (int rc = flags.Parse(argc, argv); rc >= 0) return rc;
@@ -78,18 +74,6 @@ int main(int argc, char** argv) {
     auto e = ParseEmbeddingType(flags.Get("--embeddings"));
     if (!e.ok()) return flags.UsageError(e.status().message());
     o.embeddings = e.value();
-  }
-  if (flags.Has("--calibration-method")) {
-    auto m = dtrn::quant::ParseCalibrationMethod(flags.Get("--calibration-method"));
-    if (!m.ok()) return flags.UsageError("--calibration-method: " + m.status().message());
-    o.method = m.value();
-  }
-  if (flags.Has("--percentile")) {
-    char* end = nullptr;
-    const std::string& p = flags.Get("--percentile");
-    o.percentile = std::strtod(p.c_str(), &end);
-    if (p.empty() || *end || !(o.percentile > 50 && o.percentile <= 100))
-      return flags.UsageError("--percentile: expected a number in (50, 100], got '" + p + "'");
   }
   if (!flags.Choice("--int8-layers", {"measured", "all"}, "measured", &policy)) return 2;
   o.policy = policy == "all" ? Int8Policy::kAll : Int8Policy::kMeasured;

@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   }
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
     std::cout << "usage: dtrn-inspect MODEL.dtrn\n       dtrn-inspect --version\n\n"
-                 "Prints the model's config, every layer (precision, calibrated int8 params), every\n"
+                 "Prints the model's config, every layer (precision, int8 or f32), every\n"
                  "tensor (shape, type, quantization, bytes), totals, the converter's int8 decisions,\n"
                  "the format version, the checkpoint's digest and whether the file's checksum holds;\n"
                  "then loads it with the runtime. --version prints the library and format versions.\n"

@@ -1,31 +1,60 @@
-// Dense layers: one small interface, one implementation chosen per layer at session
-// creation. Today: XNNPACK f32 fully-connected and XNNPACK qc8 (per-channel int8)
-// 1x1 convolution. A specialised int8 kernel (x86 VNNI, ARM dotprod) slots in by
-// implementing RunQs8 with the same requantization; graph code does not change.
+// Dense layers y = x·Wᵀ + b (+ relu), f32 in and f32 out, one implementation chosen per
+// layer at session creation: F32 layers on XNNPACK's fully-connected operator, INT8 layers
+// on our int8 kernels (int8_kernels.h: activations quantized per row, f32 output).
 #pragma once
 
 #include <pthreadpool.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
+#include <map>
 #include <memory>
 #include <vector>
 
 #include "buffer.h"
 #include "dtrn/runtime.h"
+#include "int8_kernels.h"
 #include "model_impl.h"
-
-struct xnn_operator;
 
 namespace dtrn {
 
-// Per-tensor affine int8 params: real = scale * (q - zero_point).
-struct QuantParams {
-  float scale = 1.f;
-  int32_t zero_point = 0;
-  bool operator==(const QuantParams& o) const { return scale == o.scale && zero_point == o.zero_point; }
+// The int8 kernel a session uses (SessionOptions::kernels).
+Result<int8::Isa> ChooseIsa(DenseKernels kernels);
+
+// Packed int8 weights shared by everything in a session that runs the same layer (the
+// candidate-tile workers of a multi-threaded session).
+class WeightCache {
+ public:
+  explicit WeightCache(int8::Isa isa) : isa_(isa) {}
+  int8::Isa isa() const { return isa_; }
+  // Weights w [out, in] with scales [out] and bias [out] (or null), keyed by `key`.
+  Result<std::shared_ptr<const int8::PackedWeights>> Get(const void* key, const std::string& name, const int8_t* w,
+                                                         const float* scale, const float* bias, int out, int in);
+
+ private:
+  int8::Isa isa_;
+  std::map<const void*, std::shared_ptr<const int8::PackedWeights>> packed_;
+};
+
+// One INT8 layer on our kernels, with the scratch for its quantized input.
+class Int8Linear {
+ public:
+  static Result<std::unique_ptr<Int8Linear>> Create(const LinearSpec& spec, WeightCache* cache);
+  // Packs rest-of-layer weights the caller owns (the split first layers).
+  static Result<std::unique_ptr<Int8Linear>> Create(const void* key, const std::string& name, const int8_t* w,
+                                                    const float* scale, const float* bias, int out, int in,
+                                                    WeightCache* cache);
+  // out [rows, ldo] = the layer on in [rows, ldin] with the epilogue's extras.
+  Status Run(size_t rows, const float* in, size_t ldin, float* out, size_t ldo, const int8::Epilogue& e,
+             pthreadpool_t pool);
+  int in() const { return w_->in(); }
+  int out() const { return w_->out(); }
+
+ private:
+  std::shared_ptr<const int8::PackedWeights> w_;
+  Buffer<uint8_t> q_;
+  Buffer<float> scale_;
+  Buffer<int32_t> zp_;
 };
 
 class DenseLayer {
@@ -33,84 +62,41 @@ class DenseLayer {
   explicit DenseLayer(const LinearSpec& spec) : spec_(spec) {}
   virtual ~DenseLayer() = default;
   const LinearSpec& spec() const { return spec_; }
-  bool int8() const { return spec_.precision == Precision::INT8; }
-  QuantParams input_params() const { return {spec_.input_scale, spec_.input_zero_point}; }
-  QuantParams output_params() const { return {spec_.output_scale, spec_.output_zero_point}; }
-
-  // F32 layers: in [rows, in] -> out [rows, out], bias and relu applied.
-  virtual Status RunF32(size_t rows, const float* in, float* out, pthreadpool_t pool);
-  // INT8 layers: qs8 in (input params) -> qs8 out (output params), relu as a clamp.
-  virtual Status RunQs8(size_t rows, const int8_t* in, int8_t* out, pthreadpool_t pool);
-  // INT8 layers whose kernel has it (supports_f32_output()): qs8 in (input params) ->
-  // f32 out[r, o] = s_in·s_w[o]·(bias[o] + Σ (x - zp_in)·w) + Σ_u add.a[r·lda + u]·add.p[u·ldp + o],
-  // then max(0, ·) if relu (the spec's relu flag is ignored here). No requantization.
-  struct RowUpdate {
-    const float* a = nullptr;  // [rows, lda]
-    size_t lda = 0;
-    const float* p = nullptr;  // [n, ldp]
-    size_t ldp = 0;
-    size_t n = 0;  // 0: no update
-  };
-  virtual bool supports_f32_output() const { return false; }
-  virtual Status RunQs8ToF32(size_t rows, const int8_t* in, const RowUpdate& add, bool relu, float* out,
-                             pthreadpool_t pool);
+  // in [rows, in] -> out [rows, out], bias and relu applied.
+  virtual Status Run(size_t rows, const float* in, float* out, pthreadpool_t pool) = 0;
 
  protected:
   const LinearSpec& spec_;
 };
 
-// The implementation for `spec` (weights are packed here, once): INT8 layers on the
-// VNNI kernel where the CPU has it (unless kernels == kXnnpack), else XNNPACK.
-Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, DenseKernels kernels);
-// Always XNNPACK (f32 fully-connected / qc8 1x1 convolution).
-Result<std::unique_ptr<DenseLayer>> CreateXnnpackDenseLayer(const LinearSpec& spec);
+// The implementation for `spec` (weights are packed here, once).
+Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, WeightCache* cache);
 
-// f32 <-> qs8 per-tensor activation quantization (XNNPACK convert operators).
-class Qs8ConvertOp {
- public:
-  static Result<std::unique_ptr<Qs8ConvertOp>> ToQs8(size_t channels, QuantParams p);
-  static Result<std::unique_ptr<Qs8ConvertOp>> ToF32(size_t channels, QuantParams p);
-  ~Qs8ConvertOp();
-  Status Quantize(size_t rows, const float* in, int8_t* out, pthreadpool_t pool);
-  Status Dequantize(size_t rows, const int8_t* in, float* out, pthreadpool_t pool);
-
- private:
-  Qs8ConvertOp() = default;
-  xnn_operator* op_ = nullptr;
-};
-
-// Ping-pong scratch shared by every chain of a session (chains run one at a time).
+// Ping-pong scratch shared by every chain of a session worker (chains run one at a time).
 struct ChainScratch {
   Buffer<float> f32[2];
-  Buffer<int8_t> i8[2];
 };
 
 // What every component's Run needs from its session: the intra-request thread pool, the
-// calibration observer (or null) and the chains' shared scratch.
+// calibration observer (or null), the chains' shared scratch.
 struct Exec {
   pthreadpool_t pool = nullptr;
   ActivationObserver* observer = nullptr;
   ChainScratch* scratch = nullptr;
 };
 
-// A sequence of Linears run as one MLP, f32 in and f32 out. Between two INT8 layers
-// whose params match, activations stay int8; elsewhere they are converted.
+// A sequence of Linears run as one MLP, f32 in and f32 out.
 class DenseChain {
  public:
-  static Result<std::unique_ptr<DenseChain>> Create(const std::vector<const LinearSpec*>& layers, DenseKernels kernels);
+  static Result<std::unique_ptr<DenseChain>> Create(const std::vector<const LinearSpec*>& layers, WeightCache* cache);
   // in: [rows, in_features] (XNN_EXTRA_BYTES readable after it); out: [rows, out_features].
-  // The observer (x.observer) sees every F32 layer's input and output.
+  // The observer (x.observer) sees every layer's input and output.
   Status Run(size_t rows, const float* in, float* out, const Exec& x);
   int in_features() const { return layers_.front()->spec().in; }
   int out_features() const { return layers_.back()->spec().out; }
 
  private:
-  struct Step {
-    std::unique_ptr<Qs8ConvertOp> quantize;    // before an INT8 layer whose input is f32
-    std::unique_ptr<Qs8ConvertOp> dequantize;  // after an INT8 layer whose consumer wants f32
-  };
   std::vector<std::unique_ptr<DenseLayer>> layers_;
-  std::vector<Step> steps_;
 };
 
 }  // namespace dtrn

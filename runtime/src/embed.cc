@@ -15,7 +15,7 @@ void GatherRow(const TableSpec& t, int64_t row, size_t d, float* out) {
   }
 }
 
-Result<std::unique_ptr<FieldEmbeddings>> FieldEmbeddings::Create(const ModelView& m, DenseKernels kernels) {
+Result<std::unique_ptr<FieldEmbeddings>> FieldEmbeddings::Create(const ModelView& m, WeightCache* cache) {
   std::unique_ptr<FieldEmbeddings> e(new FieldEmbeddings(m));
   e->d_ = m.d;
   e->Fu_ = m.group_fields[0].size();
@@ -26,7 +26,7 @@ Result<std::unique_ptr<FieldEmbeddings>> FieldEmbeddings::Create(const ModelView
   for (int i = 0; i < m.F; ++i) {
     if (m.fields[i].group != FieldGroup::kItem) e->uc_slot_[i] = UcSlot(m, i);
     if (m.fields[i].kind == FieldKind::kDense) {
-      DTRN_ASSIGN_OR_RETURN(e->proj_[i], DenseChain::Create({&m.field_specs[i].projection}, kernels));
+      DTRN_ASSIGN_OR_RETURN(e->proj_[i], DenseChain::Create({&m.field_specs[i].projection}, cache));
     }
   }
   const size_t n_uc = m.group_fields[0].size() + m.group_fields[1].size();

@@ -19,7 +19,7 @@ void GatherRow(const TableSpec& t, int64_t row, size_t d, float* out);
 
 class FieldEmbeddings {
  public:
-  static Result<std::unique_ptr<FieldEmbeddings>> Create(const ModelView& m, DenseKernels kernels);
+  static Result<std::unique_ptr<FieldEmbeddings>> Create(const ModelView& m, WeightCache* cache);
 
   // x_i and z_i of every user and context field (ids already mapped in ctx).
   Status EmbedUserContext(const Request& r, const MappedContext& ctx, const Exec& x);

@@ -15,7 +15,7 @@ std::vector<const LinearSpec*> Pointers(const std::vector<LinearSpec>& layers) {
 }
 }  // namespace
 
-Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m, DenseKernels kernels, bool observed) {
+Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m, WeightCache* cache, bool observed) {
   std::unique_ptr<MultiTaskHead> h(new MultiTaskHead(m));
   h->d_ = m.d;
   h->K_ = m.K;
@@ -31,12 +31,12 @@ Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m,
   h->n_uc_ = m.group_fields[0].size() + m.group_fields[1].size();
   h->D_rest_ = (m.n - h->n_uc_) * m.d;
   for (const auto& e : m.experts) {
-    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp(Pointers(e), kernels, observed));
+    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp(Pointers(e), cache, observed));
     h->experts_.push_back(std::move(mlp));
   }
   h->expert_uses_.resize(m.experts.size());
   for (size_t k = 0; k < m.gates.size(); ++k) {
-    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp({&m.gates[k].layer}, kernels, observed));
+    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp({&m.gates[k].layer}, cache, observed));
     h->gates_.push_back(std::move(mlp));
     for (size_t s = 0; s < m.gates[k].experts.size(); ++s)
       h->expert_uses_[m.gates[k].experts[s]].push_back({static_cast<int>(k), static_cast<int>(s)});
@@ -44,26 +44,26 @@ Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m,
   for (const auto& t : m.towers) {
     Mlp mlp;
     if (m.mtl == Mtl::Towers) {
-      DTRN_ASSIGN_OR_RETURN(mlp, h->MakeMlp(Pointers(t), kernels, observed));
+      DTRN_ASSIGN_OR_RETURN(mlp, h->MakeMlp(Pointers(t), cache, observed));
     } else {  // input o_k, not r_k: no rewrite
-      DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(Pointers(t), kernels));
+      DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(Pointers(t), cache));
     }
     h->towers_.push_back(std::move(mlp));
   }
   return h;
 }
 
-Result<MultiTaskHead::Mlp> MultiTaskHead::MakeMlp(const std::vector<const LinearSpec*>& layers, DenseKernels kernels,
+Result<MultiTaskHead::Mlp> MultiTaskHead::MakeMlp(const std::vector<const LinearSpec*>& layers, WeightCache* cache,
                                                   bool observed) {
   Mlp mlp;
-  if (observed || n_uc_ == 0 || !SplitDense::Supports(*layers[0], kernels)) {
+  if (observed || n_uc_ == 0) {
     need_full_r_ = true;
-    DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(layers, kernels));
+    DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(layers, cache));
     return mlp;
   }
-  DTRN_ASSIGN_OR_RETURN(mlp.split, SplitDense::Create(*layers[0], static_cast<int>(d_), is_uc_, uc_slot_, kernels));
+  DTRN_ASSIGN_OR_RETURN(mlp.split, SplitDense::Create(*layers[0], static_cast<int>(d_), is_uc_, uc_slot_, cache));
   if (layers.size() > 1) {
-    DTRN_ASSIGN_OR_RETURN(mlp.rest, DenseChain::Create({layers.begin() + 1, layers.end()}, kernels));
+    DTRN_ASSIGN_OR_RETURN(mlp.rest, DenseChain::Create({layers.begin() + 1, layers.end()}, cache));
   }
   return mlp;
 }

@@ -25,7 +25,7 @@ namespace dtrn {
 class MultiTaskHead {
  public:
   // observer != null: every layer runs whole (calibration sees each Linear's full input).
-  static Result<std::unique_ptr<MultiTaskHead>> Create(const ModelView& m, DenseKernels kernels, bool observed);
+  static Result<std::unique_ptr<MultiTaskHead>> Create(const ModelView& m, WeightCache* cache, bool observed);
 
   // Per request: the user/context products W_i x_i of every split first layer.
   void PrepareRequest(const FieldEmbeddings& emb);
@@ -45,7 +45,7 @@ class MultiTaskHead {
     int slot;  // gate output index
   };
   explicit MultiTaskHead(const ModelView& m) : m_(m) {}
-  Result<Mlp> MakeMlp(const std::vector<const LinearSpec*>& layers, DenseKernels kernels, bool observed);
+  Result<Mlp> MakeMlp(const std::vector<const LinearSpec*>& layers, WeightCache* cache, bool observed);
   Status BuildInputs(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Trm& trm);
   // The MLP on rows [row0, row0 + rows) of the K x T stack of r_k.
   Status RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, const Exec& x);

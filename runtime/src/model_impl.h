@@ -22,16 +22,10 @@ struct LinearSpec {
   int out = 0;
   bool relu = false;
   Precision precision = Precision::F32;
-  Activation activation = Activation::Static;  // INT8 only
-  const float* weight_f32 = nullptr;           // [out, in]   (F32)
-  const float* bias_f32 = nullptr;             // [out]       (F32; INT8 DynamicRow)
-  const int8_t* weight_i8 = nullptr;           // [out, in]   (INT8)
-  const int32_t* bias_i32 = nullptr;           // [out]       (INT8 Static)
-  const float* weight_scale = nullptr;         // [out]       (INT8)
-  float input_scale = 1.f;                     // INT8 Static: per-tensor activation params
-  int32_t input_zero_point = 0;
-  float output_scale = 1.f;
-  int32_t output_zero_point = 0;
+  const float* weight_f32 = nullptr;    // [out, in]   (F32)
+  const float* bias_f32 = nullptr;      // [out]       (F32 and INT8)
+  const int8_t* weight_i8 = nullptr;    // [out, in]   (INT8)
+  const float* weight_scale = nullptr;  // [out]       (INT8)
 };
 
 // An embedding table [vocab, d] in F32, F16 or INT8 (one f32 scale per row).

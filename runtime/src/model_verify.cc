@@ -173,20 +173,16 @@ class Verifier {
     spec->in = static_cast<int>(in);
     spec->out = static_cast<int>(out);
     spec->relu = relu;
+    if (l->precision() != Precision::F32 && l->precision() != Precision::INT8)
+      return Bad(what + ": unknown precision " + std::to_string(static_cast<int>(l->precision())));
+    spec->precision = l->precision();
+    DTRN_ASSIGN_OR_RETURN(auto b, Tensor(l->bias(), what + " bias", DType::F32, {out}));
+    spec->bias_f32 = reinterpret_cast<const float*>(Data(b));
     if (l->precision() == Precision::F32) {
-      spec->precision = Precision::F32;
-      if (l->activation() != Activation::Static)
-        return Bad(what + ": an F32 layer has no activation quantization (activation " +
-                   std::to_string(static_cast<int>(l->activation())) + ")");
       DTRN_ASSIGN_OR_RETURN(auto w, Tensor(l->weight(), what + " weight", DType::F32, {out, in}));
-      DTRN_ASSIGN_OR_RETURN(auto b, Tensor(l->bias(), what + " bias", DType::F32, {out}));
       spec->weight_f32 = reinterpret_cast<const float*>(Data(w));
-      spec->bias_f32 = reinterpret_cast<const float*>(Data(b));
       return Status::Ok();
     }
-    if (l->precision() != Precision::INT8)
-      return Bad(what + ": unknown precision " + std::to_string(static_cast<int>(l->precision())));
-    spec->precision = Precision::INT8;
     m_->has_int8 = true;
     DTRN_ASSIGN_OR_RETURN(auto w, Tensor(l->weight(), what + " weight", DType::INT8, {out, in}));
     const fb::Quantization* q = w->quantization();
@@ -205,35 +201,6 @@ class Verifier {
     }
     spec->weight_i8 = reinterpret_cast<const int8_t*>(Data(w));
     spec->weight_scale = q->scale()->data();
-    switch (l->activation()) {
-      case Activation::Static: break;
-      case Activation::DynamicRow: {
-        spec->activation = Activation::DynamicRow;
-        DTRN_ASSIGN_OR_RETURN(auto b, Tensor(l->bias(), what + " bias", DType::F32, {out}));
-        spec->bias_f32 = reinterpret_cast<const float*>(Data(b));
-        return Status::Ok();
-      }
-      default:
-        return Bad(what + ": unknown activation quantization " + std::to_string(static_cast<int>(l->activation())));
-    }
-    DTRN_ASSIGN_OR_RETURN(auto b, Tensor(l->bias(), what + " bias", DType::INT32, {out}));
-    if (!PositiveNormal(l->input_scale()) || !PositiveNormal(l->output_scale()))
-      return Bad(what + ": activation scales must be positive and finite (input " + std::to_string(l->input_scale()) +
-                 ", output " + std::to_string(l->output_scale()) + ")");
-    for (int zp : {l->input_zero_point(), l->output_zero_point()})
-      if (zp < -128 || zp > 127) return Bad(what + ": zero point " + std::to_string(zp) + " outside [-128, 127]");
-    if (relu && l->output_zero_point() >= 127)
-      return Bad(what + ": relu layer with output zero point 127 has an empty output range");
-    for (int64_t o = 0; o < out; ++o) {
-      const float s = q->scale()->Get(static_cast<flatbuffers::uoffset_t>(o));
-      if (l->input_scale() * s / l->output_scale() >= 256.f)
-        return Bad(what + ": requantization scale of output " + std::to_string(o) + " is >= 256 (XNNPACK limit)");
-    }
-    spec->bias_i32 = reinterpret_cast<const int32_t*>(Data(b));
-    spec->input_scale = l->input_scale();
-    spec->input_zero_point = l->input_zero_point();
-    spec->output_scale = l->output_scale();
-    spec->output_zero_point = l->output_zero_point();
     return Status::Ok();
   }
 

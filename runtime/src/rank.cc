@@ -8,6 +8,24 @@
 
 namespace dtrn {
 
+const char* DenseKernelsName(DenseKernels k) {
+  switch (k) {
+    case DenseKernels::kAuto: return "auto";
+    case DenseKernels::kPortable: return "portable";
+    case DenseKernels::kAvx2: return "avx2";
+    case DenseKernels::kAvx512Vnni: return "avx512-vnni";
+    case DenseKernels::kNeonDot: return "neon-dotprod";
+  }
+  return "?";
+}
+
+bool ParseDenseKernels(const std::string& name, DenseKernels* out) {
+  for (DenseKernels k : {DenseKernels::kAuto, DenseKernels::kPortable, DenseKernels::kAvx2, DenseKernels::kAvx512Vnni,
+                         DenseKernels::kNeonDot})
+    if (name == DenseKernelsName(k)) return *out = k, true;
+  return false;
+}
+
 float FusedScore(const Scores& scores, const std::vector<float>& weights, size_t i) {
   const size_t k = scores.num_tasks;
   float s = 0.f;

@@ -42,6 +42,7 @@ struct Session::Impl {
   pthreadpool_t pool = nullptr;
   ChainScratch scratch;
   Exec exec;
+  std::unique_ptr<WeightCache> weights;  // packed int8 weights
 
   std::unique_ptr<FieldEmbeddings> embed;
   std::unique_ptr<Tim> tim;
@@ -65,10 +66,12 @@ Status Session::Impl::Init() {
     if (pool == nullptr) return Internal("pthreadpool_create(" + std::to_string(opts.threads) + ") failed");
   }
   exec = Exec{pool, opts.observer, &scratch};
-  DTRN_ASSIGN_OR_RETURN(embed, FieldEmbeddings::Create(m, opts.kernels));
-  DTRN_ASSIGN_OR_RETURN(tim, Tim::Create(m, opts.kernels));
-  DTRN_ASSIGN_OR_RETURN(trm, Trm::Create(m, opts.kernels));
-  DTRN_ASSIGN_OR_RETURN(head, MultiTaskHead::Create(m, opts.kernels, opts.observer != nullptr));
+  DTRN_ASSIGN_OR_RETURN(const int8::Isa isa, ChooseIsa(opts.kernels));
+  weights = std::make_unique<WeightCache>(isa);
+  DTRN_ASSIGN_OR_RETURN(embed, FieldEmbeddings::Create(m, weights.get()));
+  DTRN_ASSIGN_OR_RETURN(tim, Tim::Create(m, weights.get()));
+  DTRN_ASSIGN_OR_RETURN(trm, Trm::Create(m, weights.get()));
+  DTRN_ASSIGN_OR_RETURN(head, MultiTaskHead::Create(m, weights.get(), opts.observer != nullptr));
   return Status::Ok();
 }
 

@@ -8,7 +8,7 @@
 
 namespace dtrn {
 
-Result<std::unique_ptr<Tim>> Tim::Create(const ModelView& m, DenseKernels kernels) {
+Result<std::unique_ptr<Tim>> Tim::Create(const ModelView& m, WeightCache* cache) {
   std::unique_ptr<Tim> t(new Tim(m));
   t->d_ = m.d;
   t->K_ = m.K;
@@ -16,13 +16,13 @@ Result<std::unique_ptr<Tim>> Tim::Create(const ModelView& m, DenseKernels kernel
   t->mean_ = m.pooling == Pooling::Mean;
   for (const BlockSpec& bs : m.tim_blocks) {
     BlockOps ops;
-    DTRN_ASSIGN_OR_RETURN(ops.in, DenseChain::Create({&bs.attn_in}, kernels));
-    DTRN_ASSIGN_OR_RETURN(ops.out, DenseChain::Create({&bs.attn_out}, kernels));
-    DTRN_ASSIGN_OR_RETURN(ops.ffn, DenseChain::Create({&bs.ffn1, &bs.ffn2}, kernels));
+    DTRN_ASSIGN_OR_RETURN(ops.in, DenseChain::Create({&bs.attn_in}, cache));
+    DTRN_ASSIGN_OR_RETURN(ops.out, DenseChain::Create({&bs.attn_out}, cache));
+    DTRN_ASSIGN_OR_RETURN(ops.ffn, DenseChain::Create({&bs.ffn1, &bs.ffn2}, cache));
     t->blocks_.push_back(std::move(ops));
   }
   if (!t->mean_) {
-    DTRN_ASSIGN_OR_RETURN(t->query_, DenseChain::Create({&m.query}, kernels));
+    DTRN_ASSIGN_OR_RETURN(t->query_, DenseChain::Create({&m.query}, cache));
   }
   t->seq_len_.assign(m.B, 0);
   t->seq_offset_.assign(m.B, 0);

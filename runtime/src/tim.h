@@ -23,7 +23,7 @@ namespace dtrn {
 
 class Tim {
  public:
-  static Result<std::unique_ptr<Tim>> Create(const ModelView& m, DenseKernels kernels);
+  static Result<std::unique_ptr<Tim>> Create(const ModelView& m, WeightCache* cache);
 
   // H'_{k,b} of the request's sequences (and, for mean pooling, every u_{k,b}).
   Status Prepare(const MappedContext& ctx, const Exec& x);

@@ -4,7 +4,7 @@
 
 namespace dtrn {
 
-Result<std::unique_ptr<Trm>> Trm::Create(const ModelView& m, DenseKernels kernels) {
+Result<std::unique_ptr<Trm>> Trm::Create(const ModelView& m, WeightCache* cache) {
   std::unique_ptr<Trm> t(new Trm(m));
   t->d_ = m.d;
   t->K_ = m.K;
@@ -12,7 +12,7 @@ Result<std::unique_ptr<Trm>> Trm::Create(const ModelView& m, DenseKernels kernel
   t->F_ = m.F;
   t->n_ = m.n;
   for (const TrmSpec& spec : m.trm) {
-    DTRN_ASSIGN_OR_RETURN(auto chain, DenseChain::Create({&spec.fc1, &spec.fc2}, kernels));
+    DTRN_ASSIGN_OR_RETURN(auto chain, DenseChain::Create({&spec.fc1, &spec.fc2}, cache));
     t->excitation_.push_back(std::move(chain));
   }
   return t;

@@ -19,7 +19,7 @@ namespace dtrn {
 
 class Trm {
  public:
-  static Result<std::unique_ptr<Trm>> Create(const ModelView& m, DenseKernels kernels);
+  static Result<std::unique_ptr<Trm>> Create(const ModelView& m, WeightCache* cache);
 
   // a_k for every task and the T candidates of the last tile.
   Status Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Exec& x);

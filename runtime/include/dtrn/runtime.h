@@ -130,22 +130,27 @@ class ActivationObserver {
                        const float* output, size_t out_features) = 0;
 };
 
-// Which dense-layer kernels a session may use.
+// Which int8 kernel a session's INT8 layers run on (F32 layers always run on XNNPACK).
+// Every choice computes the same bits (int8_kernels.h); the choice is for speed, for A/B
+// timing and for testing the paths a CPU at hand would not pick.
 enum class DenseKernels {
-  kAuto = 0,  // specialised int8 kernels (x86 AVX-512 VNNI) where the CPU has them, else XNNPACK
-  // XNNPACK only (for A/B timing and debugging). Same results, except that kAuto also
-  // splits INT8 first head layers per request (the spec's exact rewrite, f32 sums), so
-  // int8 models differ by rounding only.
-  kXnnpack = 1,
+  kAuto = 0,        // the best this CPU has: AVX-512 VNNI, ARM dot product, AVX2, else portable
+  kPortable = 1,    // plain C++ (the reference)
+  kAvx2 = 2,        // x86-64 AVX2 + FMA
+  kAvx512Vnni = 3,  // x86-64 AVX-512 VNNI
+  kNeonDot = 4,     // aarch64 ARMv8.2 dot product
 };
+// The name of a choice ("auto", "portable", "avx2", "avx512-vnni", "neon-dotprod"), and back.
+const char* DenseKernelsName(DenseKernels k);
+bool ParseDenseKernels(const std::string& name, DenseKernels* out);
 
 struct SessionOptions {
   int threads = 1;  // intra-request threads (pthreadpool); 1 = caller's thread only
-  // f32 layers only; slows scoring. With an observer every head layer runs whole (the
-  // per-request split of the first expert/gate/tower layer is off), so Observe sees
-  // exactly each Linear's full input and output.
+  // Slows scoring. With an observer every head layer runs whole (the per-request split of
+  // the first expert/gate/tower layer is off), so Observe sees exactly each Linear's full
+  // input and output.
   ActivationObserver* observer = nullptr;
-  DenseKernels kernels = DenseKernels::kAuto;
+  DenseKernels kernels = DenseKernels::kAuto;  // Session::Create fails if unavailable here
 };
 
 // Per-thread scoring state: XNNPACK operators, scratch memory. Not thread-safe;
