@@ -63,35 +63,27 @@ Result<std::vector<Request>> ReadRequests(const Model& model, const std::string&
 
 }  // namespace
 
-Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream) {
+Result<Converted> ConvertBytes(std::vector<uint8_t> checkpoint, const ConvertOptions& o,
+                               const RequestSource& calibration, const RequestSource& holdout_src,
+                               std::ostream& log_stream) {
   Progress log(log_stream, o.verbose);
-  ConvertSummary sum;
+  Converted result;
+  ConvertSummary& sum = result.summary;
   const EmbeddingType emb = o.embeddings.value_or(o.int8 ? EmbeddingType::kInt8 : EmbeddingType::kF32);
-  if (o.int8 && o.calibration.empty()) {
+  if (o.int8 && !calibration) {
     return InvalidArgument(
         "--precision int8 needs --calibration REQUESTS.jsonl: the per-layer int8 "
         "precision decisions are measured by running the f32 model on representative requests");
   }
-  if (!o.report.empty() && o.calibration.empty() && o.holdout.empty()) {
-    return InvalidArgument("--report needs requests to compare on: give --calibration or --holdout");
+  Checkpoint ck;
+  ck.bytes = std::move(checkpoint);
+  {
+    auto st = ParseSafeTensors(ck.bytes.data(), ck.bytes.size());
+    if (!st.ok())
+      return Status(st.status().code(),
+                    (o.checkpoint.empty() ? "checkpoint" : o.checkpoint) + ": " + st.status().message());
+    ck.st = std::move(st).value();
   }
-
-  // The outputs replace their paths: never an input's (nor a link to it).
-  auto same = [](const std::string& x, const std::string& y) {
-    return !x.empty() && !y.empty() && (x == y || tools::SameFile(x, y));
-  };
-  const std::pair<const char*, const std::string*> inputs[] = {
-      {"--checkpoint", &o.checkpoint}, {"--calibration", &o.calibration}, {"--holdout", &o.holdout}};
-  const std::pair<const char*, const std::string*> outputs[] = {{"--output", &o.output}, {"--report", &o.report}};
-  for (const auto& out : outputs)
-    for (const auto& in : inputs)
-      if (same(*in.second, *out.second))
-        return InvalidArgument(std::string(out.first) + " '" + *out.second + "' is the same file as " + in.first +
-                               " '" + *in.second + "': refusing to overwrite an input");
-  if (same(o.report, o.output)) return InvalidArgument("--report and --output are the same file '" + o.output + "'");
-
-  log("reading checkpoint " + o.checkpoint);
-  DTRN_ASSIGN_OR_RETURN(Checkpoint ck, ReadCheckpoint(o.checkpoint));
   sum.checkpoint_bytes = ck.bytes.size();
   const std::string digest = "sha256:" + Sha256Hex(ck.bytes.data(), ck.bytes.size());
   log("checkpoint digest " + digest);
@@ -108,11 +100,11 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
 
   ModelDesc out;
   std::vector<Request> calib, holdout;
-  if (!o.calibration.empty()) {
-    DTRN_ASSIGN_OR_RETURN(calib, ReadRequests(*f32_model, o.calibration, "--calibration"));
+  if (calibration) {
+    DTRN_ASSIGN_OR_RETURN(calib, calibration(*f32_model));
   }
-  if (!o.holdout.empty()) {
-    DTRN_ASSIGN_OR_RETURN(holdout, ReadRequests(*f32_model, o.holdout, "--holdout"));
+  if (holdout_src) {
+    DTRN_ASSIGN_OR_RETURN(holdout, holdout_src(*f32_model));
   }
   Int8Result plan;
   std::string equalization = "off";
@@ -137,7 +129,9 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
       }
       equalization = scaling.Describe(config);
     }
-    DTRN_ASSIGN_OR_RETURN(Calibration cal, Calibrate(base_model, calib, 2048, progress));
+    // Sampled rows measure each layer's SQNR; --int8-layers all measures nothing per layer.
+    const bool measured = o.policy == Int8Policy::kMeasured;
+    DTRN_ASSIGN_OR_RETURN(Calibration cal, Calibrate(base_model, calib, measured ? 2048 : 0, progress, !measured));
     DTRN_ASSIGN_OR_RETURN(std::vector<Scores> f32_scores, ScoreAll(f32_model, calib));
     if (base_model != f32_model) {
       DTRN_ASSIGN_OR_RETURN(std::vector<Scores> eq_scores, ScoreAll(base_model, calib));
@@ -160,7 +154,7 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
     DTRN_RETURN_IF_ERROR(SetEmbeddings(&out, emb));
     sum.f32_layers = static_cast<int>(out.Candidates().size());
   }
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t>& bytes = result.model;
   DTRN_ASSIGN_OR_RETURN(std::shared_ptr<const Model> out_model, LoadDesc(out, &bytes));
   sum.output_bytes = bytes.size();
 
@@ -180,8 +174,7 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
   }
   sum.seconds = log.Seconds();
 
-  DTRN_RETURN_IF_ERROR(WriteFileAtomic(o.output, bytes));
-  if (!o.report.empty()) {
+  {
     nlohmann::json extra = {
         {"checkpoint", o.checkpoint},
         {"checkpoint_bytes", sum.checkpoint_bytes},
@@ -208,8 +201,47 @@ Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream
            {"why_not", lm.why_not}});
     }
     extra["layers"] = layers;
-    const std::string text = ReportJson(sum.comparison, config.tasks, Targets(), extra.dump());
-    Status st = WriteFileAtomic(o.report, std::vector<uint8_t>(text.begin(), text.end()));
+    result.report_json = ReportJson(sum.comparison, config.tasks, Targets(), extra.dump());
+  }
+  return result;
+}
+
+Result<ConvertSummary> Convert(const ConvertOptions& o, std::ostream& log_stream) {
+  Progress log(log_stream, o.verbose);
+  if (o.int8 && o.calibration.empty()) {
+    return InvalidArgument(
+        "--precision int8 needs --calibration REQUESTS.jsonl: the per-layer int8 "
+        "precision decisions are measured by running the f32 model on representative requests");
+  }
+  if (!o.report.empty() && o.calibration.empty() && o.holdout.empty()) {
+    return InvalidArgument("--report needs requests to compare on: give --calibration or --holdout");
+  }
+
+  // The outputs replace their paths: never an input's (nor a link to it).
+  auto same = [](const std::string& x, const std::string& y) {
+    return !x.empty() && !y.empty() && (x == y || tools::SameFile(x, y));
+  };
+  const std::pair<const char*, const std::string*> inputs[] = {
+      {"--checkpoint", &o.checkpoint}, {"--calibration", &o.calibration}, {"--holdout", &o.holdout}};
+  const std::pair<const char*, const std::string*> outputs[] = {{"--output", &o.output}, {"--report", &o.report}};
+  for (const auto& out : outputs)
+    for (const auto& in : inputs)
+      if (same(*in.second, *out.second))
+        return InvalidArgument(std::string(out.first) + " '" + *out.second + "' is the same file as " + in.first +
+                               " '" + *in.second + "': refusing to overwrite an input");
+  if (same(o.report, o.output)) return InvalidArgument("--report and --output are the same file '" + o.output + "'");
+
+  log("reading checkpoint " + o.checkpoint);
+  DTRN_ASSIGN_OR_RETURN(Checkpoint ck, ReadCheckpoint(o.checkpoint));
+  RequestSource calibration, holdout;
+  if (!o.calibration.empty())
+    calibration = [&](const Model& m) { return ReadRequests(m, o.calibration, "--calibration"); };
+  if (!o.holdout.empty()) holdout = [&](const Model& m) { return ReadRequests(m, o.holdout, "--holdout"); };
+  DTRN_ASSIGN_OR_RETURN(Converted c, ConvertBytes(std::move(ck.bytes), o, calibration, holdout, log_stream));
+  const ConvertSummary& sum = c.summary;
+  DTRN_RETURN_IF_ERROR(WriteFileAtomic(o.output, c.model));
+  if (!o.report.empty()) {
+    Status st = WriteFileAtomic(o.report, std::vector<uint8_t>(c.report_json.begin(), c.report_json.end()));
     if (!st.ok()) {
       std::remove(o.output.c_str());  // all or nothing
       return st;

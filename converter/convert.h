@@ -4,9 +4,11 @@
 // decide per layer] -> embeddings -> [report] -> atomic write.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "activation.h"
 #include "int8_plan.h"
@@ -34,5 +36,19 @@ struct ConvertSummary {
 
 // Writes options.output (and options.report) atomically; on failure neither exists.
 Result<ConvertSummary> Convert(const ConvertOptions& options, std::ostream& log);
+
+// Requests made for the f32 model (parsed against its fields, or generated for it).
+using RequestSource = std::function<Result<std::vector<Request>>(const Model& f32_model)>;
+
+struct Converted {
+  std::vector<uint8_t> model;  // the .dtrn bytes
+  std::string report_json;     // the --report JSON
+  ConvertSummary summary;
+};
+
+// The same pipeline on bytes in memory: nothing is read or written (dtrn-bench --workload,
+// tests). options' paths only name things in messages; calibration is required for int8.
+Result<Converted> ConvertBytes(std::vector<uint8_t> checkpoint, const ConvertOptions& options,
+                               const RequestSource& calibration, const RequestSource& holdout, std::ostream& log);
 
 }  // namespace dtrn::convert

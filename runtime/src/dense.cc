@@ -100,17 +100,26 @@ Result<std::unique_ptr<Int8Linear>> Int8Linear::Create(const LinearSpec& spec, W
   return Create(&spec, spec.name, spec.weight_i8, spec.weight_scale, spec.bias_f32, spec.out, spec.in, cache);
 }
 
+Status QuantizedRows::Quantize(size_t r, size_t width, const float* x, size_t ldx) {
+  ldq = (width + 3) / 4 * 4;  // int8::QuantizedStride of any layer with `width` inputs
+  n = width;
+  rows = r;
+  if (!q.Reserve(r * ldq) || !scale.Reserve(r) || !zp.Reserve(r)) return OutOfMemory("quantized activations");
+  int8::QuantizeRows(r, width, x, ldx, q.data(), ldq, scale.data(), zp.data());
+  return Status::Ok();
+}
+
 Status Int8Linear::Run(size_t rows, const float* in, size_t ldin, float* out, size_t ldo, const int8::Epilogue& e,
                        pthreadpool_t pool) {
   if (rows == 0) return Status::Ok();
-  const size_t ldq = int8::QuantizedStride(*w_);
-  uint8_t* q = q_.Reserve(rows * ldq);
-  float* s = scale_.Reserve(rows);
-  int32_t* zp = zp_.Reserve(rows);
-  if (q == nullptr || s == nullptr || zp == nullptr) return OutOfMemory("layer '" + w_->name() + "' quantized input");
-  int8::QuantizeRows(rows, w_->in(), in, ldin, q, ldq, s, zp);
-  int8::Gemm(*w_, rows, q, ldq, s, zp, e, out, ldo, pool);
+  DTRN_RETURN_IF_ERROR(in_.Quantize(rows, w_->in(), in, ldin));
+  Run(in_, 0, rows, out, ldo, e, pool);
   return Status::Ok();
+}
+
+void Int8Linear::Run(const QuantizedRows& q, size_t row0, size_t rows, float* out, size_t ldo, const int8::Epilogue& e,
+                     pthreadpool_t pool) const {
+  int8::Gemm(*w_, rows, q.q.data() + row0 * q.ldq, q.ldq, q.scale.data() + row0, q.zp.data() + row0, e, out, ldo, pool);
 }
 
 Result<std::unique_ptr<DenseLayer>> CreateDenseLayer(const LinearSpec& spec, WeightCache* cache) {

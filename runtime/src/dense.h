@@ -36,6 +36,17 @@ class WeightCache {
   std::map<const void*, std::shared_ptr<const int8::PackedWeights>> packed_;
 };
 
+// Rows quantized for the int8 kernels (int8_kernels.h), reusable by every layer that reads
+// the same input (the split first layers of all experts and gates read the same r_rest).
+struct QuantizedRows {
+  Buffer<uint8_t> q;
+  Buffer<float> scale;
+  Buffer<int32_t> zp;
+  size_t ldq = 0, n = 0, rows = 0;
+  // x [rows, n] (stride ldx).
+  Status Quantize(size_t rows, size_t n, const float* x, size_t ldx);
+};
+
 // One INT8 layer on our kernels, with the scratch for its quantized input.
 class Int8Linear {
  public:
@@ -47,14 +58,15 @@ class Int8Linear {
   // out [rows, ldo] = the layer on in [rows, ldin] with the epilogue's extras.
   Status Run(size_t rows, const float* in, size_t ldin, float* out, size_t ldo, const int8::Epilogue& e,
              pthreadpool_t pool);
+  // The same on rows [row0, row0 + rows) of input quantized beforehand (q.n == in()).
+  void Run(const QuantizedRows& q, size_t row0, size_t rows, float* out, size_t ldo, const int8::Epilogue& e,
+           pthreadpool_t pool) const;
   int in() const { return w_->in(); }
   int out() const { return w_->out(); }
 
  private:
   std::shared_ptr<const int8::PackedWeights> w_;
-  Buffer<uint8_t> q_;
-  Buffer<float> scale_;
-  Buffer<int32_t> zp_;
+  QuantizedRows in_;
 };
 
 class DenseLayer {

@@ -31,12 +31,16 @@ Result<std::unique_ptr<FieldEmbeddings>> FieldEmbeddings::Create(const ModelView
   }
   const size_t n_uc = m.group_fields[0].size() + m.group_fields[1].size();
   if (!e->uc_.Reserve(n_uc * m.d) || !e->uc_z_.Reserve(n_uc)) return OutOfMemory("user/context embeddings");
+  e->uc_view_ = e->uc_.data();
+  e->uc_z_view_ = e->uc_z_.data();
   return e;
 }
 
 Status FieldEmbeddings::EmbedUserContext(const Request& r, const MappedContext& ctx, const Exec& x) {
   float* dst = uc_.data();
   float* zs = uc_z_.data();
+  uc_view_ = dst;
+  uc_z_view_ = zs;
   for (int g = 0; g < 2; ++g) {
     const std::vector<FieldValue>& values = g == 0 ? r.user : r.context;
     const std::vector<int>& fields = m_.group_fields[g];
@@ -85,12 +89,12 @@ Status FieldEmbeddings::EmbedItems(const Request& r, const MappedCandidates& can
 }
 
 const float* FieldEmbeddings::Field(int i, size_t c) const {
-  if (uc_slot_[i] >= 0) return uc_.data() + static_cast<size_t>(uc_slot_[i]) * d_;
+  if (uc_slot_[i] >= 0) return uc_view_ + static_cast<size_t>(uc_slot_[i]) * d_;
   return items_.data() + (c * Fi_ + m_.field_specs[i].group_slot) * d_;
 }
 
 float FieldEmbeddings::Squeeze(int i, size_t c) const {
-  if (uc_slot_[i] >= 0) return uc_z_.data()[uc_slot_[i]];
+  if (uc_slot_[i] >= 0) return uc_z_view_[uc_slot_[i]];
   return item_z_.data()[c * Fi_ + m_.field_specs[i].group_slot];
 }
 

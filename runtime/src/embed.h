@@ -26,8 +26,12 @@ class FieldEmbeddings {
   // x_i and z_i of every item field of candidates [c0, c0 + T).
   Status EmbedItems(const Request& r, const MappedCandidates& cands, size_t c0, size_t T, const Exec& x);
 
-  const float* uc() const { return uc_.data(); }        // [n_uc, d] by uc slot
-  const float* uc_z() const { return uc_z_.data(); }    // [n_uc]
+  // Reads the user/context embeddings of `prepared` (another worker's, same model) instead
+  // of its own: candidate-tile workers share the request's Prepare.
+  void ShareRequest(const FieldEmbeddings& prepared) { uc_view_ = prepared.uc_view_, uc_z_view_ = prepared.uc_z_view_; }
+
+  const float* uc() const { return uc_view_; }          // [n_uc, d] by uc slot
+  const float* uc_z() const { return uc_z_view_; }      // [n_uc]
   const float* items() const { return items_.data(); }  // [T, Fi, d] of the last tile
   // x_i of field i (config order) for candidate c of the last tile, and its squeeze z_i.
   const float* Field(int i, size_t c) const;
@@ -44,8 +48,10 @@ class FieldEmbeddings {
   std::vector<int> uc_slot_;                       // per field: uc slot (user/context), else -1
   std::vector<std::unique_ptr<DenseChain>> proj_;  // per field: dense projection (dense fields only)
   Buffer<float> uc_, uc_z_;                        // per request
-  Buffer<float> items_, item_z_;                   // per tile
-  Buffer<float> stage_, proj_out_;                 // dense inputs staged (XNNPACK reads past an input's end)
+  const float* uc_view_ = nullptr;                 // uc_, or a sharing worker's
+  const float* uc_z_view_ = nullptr;
+  Buffer<float> items_, item_z_;    // per tile
+  Buffer<float> stage_, proj_out_;  // dense inputs staged (XNNPACK reads past an input's end)
 };
 
 }  // namespace dtrn

@@ -31,12 +31,12 @@ Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m,
   h->n_uc_ = m.group_fields[0].size() + m.group_fields[1].size();
   h->D_rest_ = (m.n - h->n_uc_) * m.d;
   for (const auto& e : m.experts) {
-    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp(Pointers(e), cache, observed));
+    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp(Pointers(e), cache, observed, /*expert=*/true));
     h->experts_.push_back(std::move(mlp));
   }
   h->expert_uses_.resize(m.experts.size());
   for (size_t k = 0; k < m.gates.size(); ++k) {
-    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp({&m.gates[k].layer}, cache, observed));
+    DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp({&m.gates[k].layer}, cache, observed, false));
     h->gates_.push_back(std::move(mlp));
     for (size_t s = 0; s < m.gates[k].experts.size(); ++s)
       h->expert_uses_[m.gates[k].experts[s]].push_back({static_cast<int>(k), static_cast<int>(s)});
@@ -44,7 +44,7 @@ Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m,
   for (const auto& t : m.towers) {
     Mlp mlp;
     if (m.mtl == Mtl::Towers) {
-      DTRN_ASSIGN_OR_RETURN(mlp, h->MakeMlp(Pointers(t), cache, observed));
+      DTRN_ASSIGN_OR_RETURN(mlp, h->MakeMlp(Pointers(t), cache, observed, false));
     } else {  // input o_k, not r_k: no rewrite
       DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(Pointers(t), cache));
     }
@@ -54,16 +54,24 @@ Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m,
 }
 
 Result<MultiTaskHead::Mlp> MultiTaskHead::MakeMlp(const std::vector<const LinearSpec*>& layers, WeightCache* cache,
-                                                  bool observed) {
+                                                  bool observed, bool expert) {
   Mlp mlp;
+  mlp.is_expert = expert;
   if (observed || n_uc_ == 0) {
     need_full_r_ = true;
     DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(layers, cache));
     return mlp;
   }
   DTRN_ASSIGN_OR_RETURN(mlp.split, SplitDense::Create(*layers[0], static_cast<int>(d_), is_uc_, uc_slot_, cache));
-  if (layers.size() > 1) {
-    DTRN_ASSIGN_OR_RETURN(mlp.rest, DenseChain::Create({layers.begin() + 1, layers.end()}, cache));
+  int8_split_ = int8_split_ || mlp.split->int8();
+  size_t end = layers.size();
+  if (expert && layers.size() > 1 && layers.back()->precision == Precision::INT8) {
+    DTRN_ASSIGN_OR_RETURN(mlp.last, Int8Linear::Create(*layers.back(), cache));
+    mlp.last_spec = layers.back();
+    --end;
+  }
+  if (end > 1) {
+    DTRN_ASSIGN_OR_RETURN(mlp.rest, DenseChain::Create({layers.begin() + 1, layers.begin() + end}, cache));
   }
   return mlp;
 }
@@ -72,6 +80,14 @@ void MultiTaskHead::PrepareRequest(const FieldEmbeddings& emb) {
   for (auto* group : {&experts_, &gates_, &towers_})
     for (Mlp& mlp : *group)
       if (mlp.split) mlp.split->PrepareRequest(emb.uc());
+}
+
+void MultiTaskHead::ShareRequest(const MultiTaskHead& prepared) {
+  std::vector<Mlp>* mine[] = {&experts_, &gates_, &towers_};
+  const std::vector<Mlp>* theirs[] = {&prepared.experts_, &prepared.gates_, &prepared.towers_};
+  for (int g = 0; g < 3; ++g)
+    for (size_t i = 0; i < mine[g]->size(); ++i)
+      if ((*mine[g])[i].split) (*mine[g])[i].split->ShareRequest(*(*theirs[g])[i].split);
 }
 
 // r_k's columns: r_rest (item fields and interests, times a_{k,i}), a_uc (the weights of the
@@ -106,15 +122,27 @@ Status MultiTaskHead::BuildInputs(size_t T, const FieldEmbeddings& emb, const Ti
   return Status::Ok();
 }
 
-Status MultiTaskHead::RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, const Exec& x) {
+Status MultiTaskHead::RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, const Exec& x, const float* mix,
+                             size_t ldmix) {
   if (mlp.full) return mlp.full->Run(rows, r_.data() + row0 * D_, out, x);
-  float* so = out;
+  const QuantizedRows* q = int8_split_ ? &q_rest_ : nullptr;
+  const float* a_uc = a_uc_.data() + row0 * n_uc_;
+  if (!mlp.rest && !mlp.last) return mlp.split->Run(row0, rows, r_rest_.data(), q, a_uc, out, x.pool, mix, ldmix);
+  float* h = split_out_.Reserve(rows * mlp.split->out_features());
+  if (h == nullptr) return OutOfMemory("head split layer output");
+  DTRN_RETURN_IF_ERROR(mlp.split->Run(row0, rows, r_rest_.data(), q, a_uc, h, x.pool));
   if (mlp.rest) {
-    so = split_out_.Reserve(rows * mlp.split->out_features());
-    if (so == nullptr) return OutOfMemory("head split layer output");
+    float* y = mlp.last ? expert_hidden_.Reserve(rows * mlp.rest->out_features()) : out;
+    if (y == nullptr) return OutOfMemory("head hidden layer");
+    DTRN_RETURN_IF_ERROR(mlp.rest->Run(rows, h, y, x));
+    h = y;
   }
-  DTRN_RETURN_IF_ERROR(mlp.split->Run(rows, r_rest_.data() + row0 * D_rest_, a_uc_.data() + row0 * n_uc_, so, x.pool));
-  if (mlp.rest) return mlp.rest->Run(rows, so, out, x);
+  if (mlp.last) {
+    int8::Epilogue e;
+    e.relu = mlp.last_spec->relu;
+    e.mix = mix, e.ldmix = ldmix;
+    return mlp.last->Run(rows, h, mlp.last_spec->in, out, mlp.last_spec->out, e, x.pool);
+  }
   return Status::Ok();
 }
 
@@ -122,6 +150,7 @@ Status MultiTaskHead::Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, 
                           float* logits) {
   tile_ = T;
   DTRN_RETURN_IF_ERROR(BuildInputs(T, emb, tim, trm));
+  if (int8_split_) DTRN_RETURN_IF_ERROR(q_rest_.Quantize(K_ * T, D_rest_, r_rest_.data(), D_rest_));
   const float* tower_in = nullptr;  // towers head: the towers read r_k themselves
   size_t tower_w = 0;
   if (m_.mtl != Mtl::Towers) {
@@ -136,17 +165,31 @@ Status MultiTaskHead::Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, 
       DTRN_RETURN_IF_ERROR(RunMlp(gates_[k], k * T, T, gs + k * T * go, x));
       kernels::SoftmaxRows(gs + k * T * go, T, go, go);
     }
-    // o_k = Σ_e g_{k,e} Expert_e(r_k): an expert in every gate runs once over all K·T rows,
-    // a task's own expert over that task's T rows.
+    // o_k = Σ_e g_{k,e} Expert_e(r_k): an expert in every gate (at one slot) runs once over
+    // all K·T rows, a task's own expert over that task's T rows. Experts ending in an INT8
+    // layer add g · y into o_k in that layer's epilogue; the others go through y.
     std::memset(os, 0, K_ * T * h_out * sizeof(float));
     for (size_t e = 0; e < experts_.size(); ++e) {
       const std::vector<ExpertUse>& uses = expert_uses_[e];
-      const bool everyone = uses.size() == K_;
-      if (everyone) DTRN_RETURN_IF_ERROR(RunMlp(experts_[e], 0, K_ * T, ys, x));
+      bool one_slot = uses.size() == K_;
+      for (size_t i = 0; i < uses.size(); ++i)
+        one_slot = one_slot && uses[i].task == static_cast<int>(i) && uses[i].slot == uses[0].slot;
+      Mlp& mlp = experts_[e];
+      if (mlp.mixes()) {
+        if (one_slot) {
+          DTRN_RETURN_IF_ERROR(RunMlp(mlp, 0, K_ * T, os, x, gs + uses[0].slot, go));
+        } else {
+          for (const ExpertUse& u : uses)
+            DTRN_RETURN_IF_ERROR(
+                RunMlp(mlp, u.task * T, T, os + u.task * T * h_out, x, gs + u.task * T * go + u.slot, go));
+        }
+        continue;
+      }
+      if (one_slot) DTRN_RETURN_IF_ERROR(RunMlp(mlp, 0, K_ * T, ys, x));
       for (const ExpertUse& u : uses) {
         const size_t k = u.task;
-        const float* y = everyone ? ys + k * T * h_out : ys;
-        if (!everyone) DTRN_RETURN_IF_ERROR(RunMlp(experts_[e], k * T, T, ys, x));
+        const float* y = one_slot ? ys + k * T * h_out : ys;
+        if (!one_slot) DTRN_RETURN_IF_ERROR(RunMlp(mlp, k * T, T, ys, x));
         for (size_t c = 0; c < T; ++c)
           kernels::Axpy(h_out, gs[(k * T + c) * go + u.slot], y + c * h_out, os + (k * T + c) * h_out);
       }

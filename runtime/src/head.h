@@ -29,15 +29,23 @@ class MultiTaskHead {
 
   // Per request: the user/context products W_i x_i of every split first layer.
   void PrepareRequest(const FieldEmbeddings& emb);
+  // Uses `prepared`'s per-request products (another worker's head for the same model).
+  void ShareRequest(const MultiTaskHead& prepared);
   // Logits [T, K] (row c, task k at c * K + k) of the last tile.
   Status Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Trm& trm, const Exec& x, float* logits);
 
  private:
-  // One MLP on r_k rows: its first layer split when it can be, else whole on r.
+  // One MLP on r_k rows: its first layer split when it can be, else whole on r. An expert
+  // whose last layer is INT8 keeps that layer apart: its epilogue adds g_{k,e} · y into
+  // o_k directly (the mix), with no pass over the expert's output.
   struct Mlp {
     std::unique_ptr<SplitDense> split;
-    std::unique_ptr<DenseChain> rest;  // the layers after the split one (may be empty)
+    std::unique_ptr<DenseChain> rest;  // the layers after the split one, but `last` (may be empty)
     std::unique_ptr<DenseChain> full;
+    std::unique_ptr<Int8Linear> last;  // experts only: the INT8 last layer (after split or rest)
+    const LinearSpec* last_spec = nullptr;
+    bool is_expert = false;
+    bool mixes() const { return last != nullptr || (split && split->int8() && !rest && is_expert); }
   };
   // Which tasks' rows an expert runs on, and where each task's gate weighs it.
   struct ExpertUse {
@@ -45,10 +53,12 @@ class MultiTaskHead {
     int slot;  // gate output index
   };
   explicit MultiTaskHead(const ModelView& m) : m_(m) {}
-  Result<Mlp> MakeMlp(const std::vector<const LinearSpec*>& layers, WeightCache* cache, bool observed);
+  Result<Mlp> MakeMlp(const std::vector<const LinearSpec*>& layers, WeightCache* cache, bool observed, bool expert);
   Status BuildInputs(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Trm& trm);
-  // The MLP on rows [row0, row0 + rows) of the K x T stack of r_k.
-  Status RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, const Exec& x);
+  // The MLP on rows [row0, row0 + rows) of the K x T stack of r_k. mix (mixing experts):
+  // out[r] += mix[r * ldmix] · MLP(r).
+  Status RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, const Exec& x, const float* mix = nullptr,
+                size_t ldmix = 0);
 
   const ModelView& m_;
   size_t d_ = 0, K_ = 0, n_ = 0, D_ = 0, n_uc_ = 0, D_rest_ = 0, tile_ = 0;
@@ -58,10 +68,12 @@ class MultiTaskHead {
   std::vector<Mlp> experts_, gates_, towers_;
   std::vector<std::vector<ExpertUse>> expert_uses_;  // per expert, from the gates' lists
 
-  Buffer<float> r_;       // [K, T, D]         (only when some MLP runs unsplit)
-  Buffer<float> r_rest_;  // [K, T, D_rest]    item and interest columns of r_k
-  Buffer<float> a_uc_;    // [K, T, n_uc]      TRM weights of the user/context fields
-  Buffer<float> split_out_;
+  Buffer<float> r_;          // [K, T, D]         (only when some MLP runs unsplit)
+  Buffer<float> r_rest_;     // [K, T, D_rest]    item and interest columns of r_k
+  QuantizedRows q_rest_;     // r_rest quantized once for every INT8 split layer
+  bool int8_split_ = false;  // some split layer is INT8
+  Buffer<float> a_uc_;       // [K, T, n_uc]      TRM weights of the user/context fields
+  Buffer<float> split_out_, expert_hidden_;
   Buffer<float> gate_, mix_, expert_out_, tower_out_;  // g [K, T, E_k], o [K, T, h], y, logit [T]
 };
 

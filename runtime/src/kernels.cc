@@ -202,4 +202,22 @@ float Sigmoid(float x) {
   return e / (1.f + e);
 }
 
+void AxpyInt8(size_t n, float a, const int8_t* x, float* y) {
+  if (AxpyInt8Fast(n, a, x, y)) return;
+  for (size_t i = 0; i < n; ++i) y[i] += a * static_cast<float>(x[i]);
+}
+
+void SigmoidRows(size_t n, const float* x, float factor, float* y) {
+  if (SigmoidFast(n, x, factor, y)) return;
+  for (size_t i = 0; i < n; ++i) y[i] = factor * Sigmoid(x[i]);
+}
+
+void TargetAttention(size_t T, const float* q, size_t ldq, float scale, const float* ht, const float* h, size_t l,
+                     size_t d, float* u, size_t ldu, float* scores) {
+  if (TargetAttentionFast(T, q, ldq, scale, ht, h, l, d, u, ldu, scores)) return;
+  GemmNN(T, l, d, scale, q, ldq, ht, l, scores, l);
+  SoftmaxRows(scores, T, l, l);
+  GemmNN(T, d, l, 1.f, scores, l, h, d, u, ldu);
+}
+
 }  // namespace dtrn::kernels

@@ -68,4 +68,22 @@ void Axpy(size_t n, float a, const float* x, float* y);
 // Numerically safe logistic function.
 float Sigmoid(float x);
 
+// y[i] = factor · sigmoid(x[i]) for i < n (vectorised where the CPU allows; y may alias x).
+void SigmoidRows(size_t n, const float* x, float factor, float* y);
+
+// Target attention of T queries over one sequence of l >= 1 rows: u_c = softmax(scale ·
+// q_c · Hᵀ) H, q [T, ldq], ht = Hᵀ [d, l], h = H [l, d], u [T, ldu]; scores: T · l floats.
+void TargetAttention(size_t T, const float* q, size_t ldq, float scale, const float* ht, const float* h, size_t l,
+                     size_t d, float* u, size_t ldu, float* scores);
+
+// The AVX-512 versions (attention_avx512.cc); false where they cannot run (then the portable
+// ones above run instead).
+bool TargetAttentionFast(size_t T, const float* q, size_t ldq, float scale, const float* ht, const float* h, size_t l,
+                         size_t d, float* u, size_t ldu, float* scores);
+bool SigmoidFast(size_t n, const float* x, float factor, float* y);
+bool AxpyInt8Fast(size_t n, float a, const int8_t* x, float* y);
+
+// y[i] += a · x[i] for int8 x (the split layers' per-request products on int8 weights).
+void AxpyInt8(size_t n, float a, const int8_t* x, float* y);
+
 }  // namespace dtrn::kernels

@@ -56,20 +56,20 @@ Result<std::unique_ptr<SplitDense>> SplitDense::Create(const LinearSpec& spec, i
     DTRN_ASSIGN_OR_RETURN(s->rest_f32_, CreateDenseLayer(s->rest_spec_, cache));
   }
   s->p_.assign(static_cast<size_t>(s->n_uc_) * out, 0.f);
+  s->p_view_ = s->p_.data();
   return s;
 }
 
 void SplitDense::PrepareRequest(const float* uc) {
   const size_t out = spec_.out;
+  p_view_ = p_.data();
   for (int u = 0; u < n_uc_; ++u) {
     const float* x = uc + static_cast<size_t>(u) * d_;
     if (!uc_weight_.empty()) {  // P_i[o] = s_w[o] · Σ_e q[o, e] · x_i[e]: the dequantized weights
       float* pu = &p_[u * out];
       std::memset(pu, 0, out * sizeof(float));
-      for (int e = 0; e < d_; ++e) {
-        const int8_t* w = uc_weight_.data() + (static_cast<size_t>(u) * d_ + e) * out;
-        for (size_t o = 0; o < out; ++o) pu[o] += x[e] * static_cast<float>(w[o]);
-      }
+      for (int e = 0; e < d_; ++e)
+        kernels::AxpyInt8(out, x[e], uc_weight_.data() + (static_cast<size_t>(u) * d_ + e) * out, pu);
       for (size_t o = 0; o < out; ++o) pu[o] *= spec_.weight_scale[o];
     } else {
       kernels::Gemv(out, d_, spec_.weight_f32 + static_cast<size_t>(uc_field_[u]) * d_, spec_.in, x, &p_[u * out]);
@@ -77,17 +77,24 @@ void SplitDense::PrepareRequest(const float* uc) {
   }
 }
 
-Status SplitDense::Run(size_t rows, const float* r_rest, const float* a_uc, float* out, pthreadpool_t pool) {
+Status SplitDense::Run(size_t row0, size_t rows, const float* r_rest, const QuantizedRows* q_rest, const float* a_uc,
+                       float* out, pthreadpool_t pool, const float* mix, size_t ldmix) {
   if (rows == 0) return Status::Ok();
   if (rest_i8_layer_) {
     int8::Epilogue e;
     e.relu = spec_.relu;
-    e.add_a = a_uc, e.lda = n_uc_, e.add_p = p_.data(), e.ldp = spec_.out, e.add_n = n_uc_;
-    return rest_i8_layer_->Run(rows, r_rest, rest_width_, out, spec_.out, e, pool);
+    e.add_a = a_uc, e.lda = n_uc_, e.add_p = p_view_, e.ldp = spec_.out, e.add_n = n_uc_;
+    e.mix = mix, e.ldmix = ldmix;
+    if (q_rest != nullptr) {
+      rest_i8_layer_->Run(*q_rest, row0, rows, out, spec_.out, e, pool);
+      return Status::Ok();
+    }
+    return rest_i8_layer_->Run(rows, r_rest + row0 * rest_width_, rest_width_, out, spec_.out, e, pool);
   }
-  DTRN_RETURN_IF_ERROR(rest_f32_->Run(rows, r_rest, out, pool));
+  if (mix != nullptr) return Internal("layer '" + spec_.name + "': an f32 split layer takes no mix");
+  DTRN_RETURN_IF_ERROR(rest_f32_->Run(rows, r_rest + row0 * rest_width_, out, pool));
   // out += a_uc · P, then the layer's relu.
-  kernels::GemmNNAdd(rows, spec_.out, n_uc_, a_uc, n_uc_, p_.data(), spec_.out, out, spec_.out);
+  kernels::GemmNNAdd(rows, spec_.out, n_uc_, a_uc, n_uc_, p_view_, spec_.out, out, spec_.out);
   if (spec_.relu) kernels::Relu(rows * spec_.out, out);
   return Status::Ok();
 }

@@ -25,9 +25,15 @@ class SplitDense {
   ~SplitDense();
   // uc: [n_uc, d] user/context embeddings by uc slot.
   void PrepareRequest(const float* uc);
-  // r_rest [rows, rest_width] (item fields then interests, r_k order); a_uc [rows, n_uc]
-  // (the TRM weights of the uc fields, by uc slot); out [rows, out].
-  Status Run(size_t rows, const float* r_rest, const float* a_uc, float* out, pthreadpool_t pool);
+  // Uses `prepared`'s per-request products (another worker's copy of this layer).
+  void ShareRequest(const SplitDense& prepared) { p_view_ = prepared.p_view_; }
+  // Rows [row0, row0 + rows) of r_rest [*, rest_width] (item fields then interests, r_k
+  // order; INT8 layers read its quantized copy q_rest); a_uc [rows, n_uc] (the TRM weights
+  // of the uc fields, by uc slot, for those rows); out [rows, out]. mix non-null (INT8):
+  // out[r] += mix[r * ldmix] · layer(r) instead of out[r] = layer(r).
+  Status Run(size_t row0, size_t rows, const float* r_rest, const QuantizedRows* q_rest, const float* a_uc, float* out,
+             pthreadpool_t pool, const float* mix = nullptr, size_t ldmix = 0);
+  bool int8() const { return rest_i8_layer_ != nullptr; }
   int out_features() const { return spec_.out; }
   int rest_width() const { return rest_width_; }
   // The rest columns' weights [out, rest_width] (valid for the layer's life).
@@ -38,8 +44,9 @@ class SplitDense {
   SplitDense(const LinearSpec& spec) : spec_(spec) {}
   const LinearSpec& spec_;
   int d_ = 0, n_uc_ = 0, rest_width_ = 0;
-  std::vector<int> uc_field_;  // uc slot -> field index i
-  std::vector<float> p_;       // [n_uc, out]: W_i · x_i of the prepared request
+  std::vector<int> uc_field_;      // uc slot -> field index i
+  std::vector<float> p_;           // [n_uc, out]: W_i · x_i of the prepared request
+  const float* p_view_ = nullptr;  // p_, or a sharing worker's
   // The GEMM over the rest columns; its weights live as long as the layer.
   LinearSpec rest_spec_;
   std::vector<float> rest_weight_;  // F32: [out, rest_width]

@@ -29,9 +29,11 @@ class Tim {
   Status Prepare(const MappedContext& ctx, const Exec& x);
   // Target pooling: u_{k,b} for the T candidates of emb's last tile.
   Status Pool(size_t T, const FieldEmbeddings& emb, const Exec& x);
+  // Pools against `prepared`'s request (another worker's Tim, same model) from now on.
+  void ShareRequest(const Tim& prepared);
   // u_{k,b} [d] of candidate c of the last tile (mean pooling: the same for every c).
   const float* Interest(int k, size_t c, int b) const {
-    if (mean_) return umean_.data() + (static_cast<size_t>(k) * B_ + b) * d_;
+    if (mean_) return req_->umean.data() + (static_cast<size_t>(k) * B_ + b) * d_;
     return interest_.data() + ((k * tile_ + c) * B_ + b) * d_;
   }
 
@@ -41,7 +43,7 @@ class Tim {
   Status RunBlocks(const Exec& x);
   Status PreparePooling();
   // First row of (task k, behaviour b) in the K x positions stack.
-  size_t Segment(size_t k, size_t b) const { return k * positions_ + seq_offset_[b]; }
+  size_t Segment(size_t k, size_t b) const { return k * req_->positions + req_->seq_offset[b]; }
 
   const ModelView& m_;
   size_t d_ = 0, K_ = 0, B_ = 0;
@@ -52,15 +54,19 @@ class Tim {
   std::vector<BlockOps> blocks_;
   std::unique_ptr<DenseChain> query_;  // target pooling: W_q
 
-  // Per request.
-  std::vector<size_t> seq_len_, seq_offset_;
-  size_t positions_ = 0, max_len_ = 0;
+  // Per request; sharing workers read it through req_.
+  struct Prepared {
+    std::vector<size_t> seq_len, seq_offset;
+    size_t positions = 0, max_len = 0;
+    Buffer<float> hout;    // [K, positions, d]: H' of the last block
+    Buffer<float> hout_t;  // per (k, b) segment: H'ᵀ [d, l_b] (target pooling)
+    Buffer<float> umean;   // [K, B, d] (mean pooling)
+  };
+  Prepared own_;
+  const Prepared* req_ = &own_;
   Buffer<float> x_;     // [positions, d]: X_b, shared by every task
   Buffer<float> side_;  // [d]: one side-id embedding (seq_fields)
   Buffer<float> qkv_, att_, proj_, h_, ffn_, attn_scratch_;
-  Buffer<float> hout_;    // [K, positions, d]: H' of the last block
-  Buffer<float> hout_t_;  // per (k, b) segment: H'ᵀ [d, l_b] (target pooling)
-  Buffer<float> umean_;   // [K, B, d] (mean pooling)
   // Per tile.
   size_t tile_ = 0;
   Buffer<float> qin_, q_, scores_;

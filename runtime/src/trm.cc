@@ -35,7 +35,7 @@ Status Trm::Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Exec
     // Excitation.
     DTRN_RETURN_IF_ERROR(excitation_[k]->Run(T, zs, ls, x));
     float* ak = as + k * T * n_;
-    for (size_t j = 0; j < T * n_; ++j) ak[j] = 2.f * kernels::Sigmoid(ls[j]);
+    kernels::SigmoidRows(T * n_, ls, 2.f, ak);
   }
   return Status::Ok();
 }
