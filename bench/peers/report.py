@@ -102,7 +102,7 @@ def workload_md(w, res, ns):
     # best peer per N
     out.append(f"#### {w}: dtrn-edge against the fastest peer at each N\n")
     out.append("| N | fastest peer f32 (p50 ms) | fastest peer int8 (p50 ms) | fastest peer overall / dtrn-edge int8 "
-               "| fastest peer f32 / dtrn-edge f32 | dtrn-edge int8 per candidate µs |")
+               "| fastest peer f32 / dtrn-edge f32 | dtrn-edge int8 p50 / N, µs |")
     out.append("|---:|---|---|---:|---:|---:|")
     f32ref = res["runtimes"].get("dtrn-edge/f32", {}).get("by_n", {})
     for n in ns:

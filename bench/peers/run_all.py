@@ -173,16 +173,14 @@ def export_peers(a, w, paths):
             continue
         d = os.path.join(paths["dir"], "peers", peer)
         man = os.path.join(d, "manifest.json")
-        stamp = {"checkpoint_mtime": os.path.getmtime(paths["checkpoint"]),
-                 "export_py_mtime": max(os.path.getmtime(os.path.join(HERE, f))
-                                        for f in ("export.py", "flatmodel.py")), "ns": a.ns}
+        # cached by checkpoint and Ns; --reexport PEERS (or all) forces a fresh export after code changes
+        stamp = {"checkpoint_mtime": os.path.getmtime(paths["checkpoint"]), "ns": a.ns}
         stamp_path = os.path.join(d, "stamp.json")
         cached = False
-        if os.path.exists(man) and os.path.exists(stamp_path) and not a.reexport:
+        if os.path.exists(man) and os.path.exists(stamp_path) and not (peer in a.reexport or "all" in a.reexport):
             with open(stamp_path) as fh:
                 old = json.load(fh)
-            cached = (old["checkpoint_mtime"] == stamp["checkpoint_mtime"] and set(a.ns) <= set(old["ns"])
-                      and old["export_py_mtime"] >= stamp["export_py_mtime"])
+            cached = old["checkpoint_mtime"] == stamp["checkpoint_mtime"] and set(a.ns) <= set(old["ns"])
         if not cached:
             if os.path.exists(d):
                 shutil.rmtree(d)
@@ -234,7 +232,7 @@ def dtrn_accuracy(a, paths, prec, n):
             return {"error": "dtrn-run not found in the build"}
     out = os.path.join(paths["dir"], f"dtrn-{prec}-N{n}.scores.jsonl")
     subprocess.run([run, "--model", paths["dtrn"][prec], "--requests", paths["ns"][n]["requests"], "--output", out,
-                    "--quiet"], check=True)
+                    "--quiet"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return prep.accuracy(prep.read_golden(out)[1], np.load(paths["ns"][n]["golden_npy"]))
 
 
@@ -393,12 +391,13 @@ def main(argv=None):
     ap.add_argument("--build", default=os.environ.get("BUILD_DIR", os.path.join(REPO, "build")))
     ap.add_argument("--results", default=os.path.join(REPO, "bench", "results"))
     ap.add_argument("--label", default="", help="free text for the report header (e.g. 'quiet machine')")
-    ap.add_argument("--reexport", action="store_true", help="ignore cached exports")
+    ap.add_argument("--reexport", default="", help="comma-separated peers (or 'all') whose cached exports to redo")
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--prepare-only", action="store_true", help="data, goldens, .dtrn models and exports; no timing")
     a = ap.parse_args(argv)
     a.ns = [int(x) for x in a.ns.split(",") if x]
     a.peers = [p for p in a.peers.split(",") if p]
+    a.reexport = {p for p in a.reexport.split(",") if p}
     a.build = os.path.abspath(a.build)
     a.out = os.path.abspath(a.out)
     if os.path.realpath(a.out).startswith(os.path.realpath(REPO) + os.sep):
