@@ -371,6 +371,7 @@ def executorch_variants(g, out, ns, only):
                 for a in g.calib_sets(graph):
                     pm(*a)
             mod = convert_pt2e(pm)
+            dyn = dyn[0] if dyn else None  # the converted GraphModule takes the inputs flat, not as *args
         ep = torch.export.export(mod, args, dynamic_shapes=dyn)
         prog = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
         with open(dst, "wb") as fh:

@@ -62,6 +62,11 @@ def workload_md(w, res, ns):
     if str(hn) not in ref:
         hn = next((n for n in ns if str(n) in ref), hn)
     out.append(f"### {w}: one request of N = {hn} candidates, 1 thread\n")
+    run = res.get("run")
+    if run and run.get("date_utc"):
+        la, lb = run.get("host_load_at_start") or [float("nan")], run.get("host_load_at_end") or [float("nan")]
+        out.append(f"Run {run['date_utc']} (git {run.get('git')}), {run.get('duration_s')} s, host load average "
+                   f"{la[0]:.2f} at start, {lb[0]:.2f} at end.\n")
     out.append("Ratio = runtime p50 / dtrn-edge int8 p50, same run (above 1: dtrn-edge int8 is faster). "
                "|Δp| = probability error against the float64 reference goldens, worst max and average mean "
                "over every N's held-out requests.\n")
@@ -148,7 +153,7 @@ def markdown(r, png_name):
     lines = [f"# Peers bench: {r['cpu']['slug']}\n"]
     label = r.get("label") or ""
     lines.append(f"**{label}**\n" if label else "")
-    lines.append(f"- date (UTC): {r['date_utc']}; git {r['git']}; whole run {r.get('duration_s', '?')} s")
+    lines.append(f"- date (UTC): {r['date_utc']}; git {r['git']}; timing runs {r.get('duration_s', '?')} s in all")
     lines.append(f"- CPU: {r['cpu']['model_name']} ({r['cpu'].get('fam_model', '')}; {', '.join(r['cpu']['isa'])}), "
                  f"{r['cpu']['cores']} cores; every runtime pinned to core {r['pinned_cpu']} (taskset), 1 thread")
     la, lb = r.get("host_load_at_start"), r.get("host_load_at_end")
@@ -204,13 +209,28 @@ def plot(r, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results")
+    ap.add_argument("results", nargs="+", help="results.json of one run; several: their workloads are merged "
+                                              "(each workload keeps its own run's date and load)")
     ap.add_argument("--results", dest="out", default=os.path.join(os.path.dirname(__file__), "..", "results"))
     ap.add_argument("--venvs", default=os.environ.get("PEER_VENVS", "/work/peer-venvs"))
     ap.add_argument("--plot-only", metavar="PNG", help="only draw the plot into PNG")
     a = ap.parse_args(argv)
-    with open(a.results) as fh:
-        r = json.load(fh)
+    r = None
+    for path in a.results:
+        with open(path) as fh:
+            one = json.load(fh)
+        for res in one["workloads"].values():
+            res["run"] = {k: one.get(k) for k in ("date_utc", "host_load_at_start", "host_load_at_end",
+                                                   "duration_s", "git")}
+        if r is None:
+            r = one
+        else:
+            r["workloads"].update(one["workloads"])
+            r["duration_s"] = (r.get("duration_s") or 0) + (one.get("duration_s") or 0)
+    merged = os.path.join(os.path.dirname(os.path.abspath(a.results[-1])), "results-merged.json")
+    if len(a.results) > 1:
+        with open(merged, "w") as fh:
+            json.dump(r, fh, indent=1)
     if a.plot_only:
         plot(r, a.plot_only)
         return 0
@@ -219,7 +239,8 @@ def main(argv=None):
     png = os.path.join(a.out, f"{slug}-latency.png")
     with open(os.path.join(a.out, f"{slug}.md"), "w") as fh:
         fh.write(markdown(r, os.path.basename(png)))
-    shutil.copyfile(a.results, os.path.join(a.out, f"{slug}.json"))
+    src = a.results[0] if len(a.results) == 1 else merged
+    shutil.copyfile(src, os.path.join(a.out, f"{slug}.json"))
     try:
         import matplotlib  # noqa: F401
         plot(r, png)
@@ -229,7 +250,7 @@ def main(argv=None):
             print(f"report: no matplotlib here nor in {py}: run bench/peers/setup.sh plot; plot skipped",
                   file=sys.stderr)
             return 1
-        subprocess.run([py, os.path.abspath(__file__), a.results, "--plot-only", png], check=True)
+        subprocess.run([py, os.path.abspath(__file__), src, "--plot-only", png], check=True)
     print(f"report: wrote {a.out}/{slug}.md, {slug}.json, {os.path.basename(png)}", file=sys.stderr)
     return 0
 
