@@ -71,44 +71,56 @@ def workload_md(w, res, ns):
                "|Δp| = probability error against the float64 reference goldens, worst max and average mean "
                "over every N's held-out requests.\n")
     out.append("| runtime | export | precision | p50 ms | p90 ms | CPU p50 ms | ratio to dtrn-edge int8 | "
-               "max \\|Δp\\| | mean \\|Δp\\| | versions |")
-    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+               "ratio, CPU time | max \\|Δp\\| | mean \\|Δp\\| | versions |")
+    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     versions = {p: i.get("versions") for p, i in res.get("peers", {}).items()}
     for e in ents:
         b = e["by_n"].get(str(hn))
         mx, mn = _acc(e)
         ratio = f"{b['p50_ms'] / ref[str(hn)]['p50_ms']:.2f}x" if b and str(hn) in ref else "–"
+        cratio = (f"{b['cpu_p50_ms'] / ref[str(hn)]['cpu_p50_ms']:.2f}x" if b and str(hn) in ref else "–")
         if b:
-            row = [_fmt(b["p50_ms"]), _fmt(b["p90_ms"]), _fmt(b["cpu_p50_ms"]), ratio]
+            row = [_fmt(b["p50_ms"]), _fmt(b["p90_ms"]), _fmt(b["cpu_p50_ms"]), ratio, cratio]
         else:
             err = e["errors"].get(str(hn)) or next(iter(e["errors"].values()), "not timed")
-            row = ["did not run", "", "", err.replace("|", "/")[:160]]
+            row = ["did not run", "", "", err.replace("|", "/")[:160], ""]
         out.append(f"| {LABEL.get(e['runtime'], e['runtime'])} | {e['export']} | {e['precision']} | "
                    + " | ".join(row) + f" | {_sci(mx)} | {_sci(mn)} | "
                    f"{_short_version(e['runtime'], versions.get(e['runtime']))} |")
     out.append("")
-    # N sweep
-    out.append(f"#### {w}: p50 ms against N (ratio to dtrn-edge int8 in brackets)\n")
-    out.append("| runtime | export | precision | " + " | ".join(f"N = {n}" for n in ns) + " |")
-    out.append("|---|---|---|" + "---:|" * len(ns))
-    for e in ents:
-        cells = []
-        for n in ns:
-            b = e["by_n"].get(str(n))
-            if not b:
-                cells.append("–")
-            elif (e["runtime"], e["variant"]) == ("dtrn-edge", "int8") or str(n) not in ref:
-                cells.append(_fmt(b["p50_ms"]))
-            else:
-                cells.append(f"{_fmt(b['p50_ms'])} ({b['p50_ms'] / ref[str(n)]['p50_ms']:.2f}x)")
-        out.append(f"| {LABEL.get(e['runtime'], e['runtime'])} | {e['export']} | {e['precision']} | "
-                   + " | ".join(cells) + " |")
-    out.append("")
+    # wall against CPU: a shared core shows as wall time well above CPU time
+    shared = []
+    for n in ns:
+        rs = [e["by_n"][str(n)]["p50_ms"] / e["by_n"][str(n)]["cpu_p50_ms"] for e in ents
+              if str(n) in e["by_n"] and e["by_n"][str(n)]["cpu_p50_ms"] > 0]
+        if rs and sorted(rs)[len(rs) // 2] > 1.15:
+            shared.append(f"N = {n} (median wall / CPU {sorted(rs)[len(rs) // 2]:.2f})")
+    if shared:
+        out.append("**The pinned core was shared during part of this run** (wall time well above CPU time at "
+                   + ", ".join(shared) + "): there, read the CPU-time figures.\n")
+    # N sweeps
+    for key, what in (("p50_ms", "p50 ms"), ("cpu_p50_ms", "CPU-time p50 ms")):
+        out.append(f"#### {w}: {what} against N (ratio to dtrn-edge int8 in brackets)\n")
+        out.append("| runtime | export | precision | " + " | ".join(f"N = {n}" for n in ns) + " |")
+        out.append("|---|---|---|" + "---:|" * len(ns))
+        for e in ents:
+            cells = []
+            for n in ns:
+                b = e["by_n"].get(str(n))
+                if not b:
+                    cells.append("–")
+                elif (e["runtime"], e["variant"]) == ("dtrn-edge", "int8") or str(n) not in ref:
+                    cells.append(_fmt(b[key]))
+                else:
+                    cells.append(f"{_fmt(b[key])} ({b[key] / ref[str(n)][key]:.2f}x)")
+            out.append(f"| {LABEL.get(e['runtime'], e['runtime'])} | {e['export']} | {e['precision']} | "
+                       + " | ".join(cells) + " |")
+        out.append("")
     # best peer per N
     out.append(f"#### {w}: dtrn-edge against the fastest peer at each N\n")
     out.append("| N | fastest peer f32 (p50 ms) | fastest peer int8 (p50 ms) | fastest peer overall / dtrn-edge int8 "
-               "| fastest peer f32 / dtrn-edge f32 | dtrn-edge int8 p50 / N, µs |")
-    out.append("|---:|---|---|---:|---:|---:|")
+               "| same, CPU time | fastest peer f32 / dtrn-edge f32 | dtrn-edge int8 p50 / N, µs |")
+    out.append("|---:|---|---|---:|---:|---:|---:|")
     f32ref = res["runtimes"].get("dtrn-edge/f32", {}).get("by_n", {})
     for n in ns:
         peers = [e for e in ents if e["runtime"] != "dtrn-edge" and str(n) in e["by_n"]]
@@ -125,7 +137,10 @@ def workload_md(w, res, ns):
         r_all = best["by_n"][str(n)]["p50_ms"] / ref[str(n)]["p50_ms"]
         r_f32 = (bf["by_n"][str(n)]["p50_ms"] / f32ref[str(n)]["p50_ms"]) if bf and str(n) in f32ref else None
         per_cand = ref[str(n)]["p50_ms"] * 1e3 / n
-        out.append(f"| {n} | {nm(bf)} | {nm(bi)} | {r_all:.2f}x | "
+        best_cpu = min(peers, key=lambda e: e["by_n"][str(n)]["cpu_p50_ms"])
+        r_cpu = best_cpu["by_n"][str(n)]["cpu_p50_ms"] / ref[str(n)]["cpu_p50_ms"]
+        out.append(f"| {n} | {nm(bf)} | {nm(bi)} | {r_all:.2f}x | {r_cpu:.2f}x ({best_cpu['runtime']} "
+                   f"{best_cpu['variant']}) | "
                    f"{'–' if r_f32 is None else f'{r_f32:.2f}x'} | {per_cand:.2f} |")
     out.append("")
     # what did not run
@@ -175,13 +190,15 @@ def markdown(r, png_name):
 
 
 def plot(r, path):
+    """p50 against N, log-log, one panel per workload; colour = runtime, marker = precision (circle f32, square
+    int8; shades for the int8 flavours), line = export (solid plain or native, dashed split)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ws = list(r["workloads"])
-    fig, axes = plt.subplots(1, len(ws), figsize=(7.5 * len(ws), 6), squeeze=False)
-    styles = {"dtrn-edge": ("k", 2.6), "onnxruntime": ("tab:blue", 1.3), "openvino": ("tab:purple", 1.3),
-              "litert": ("tab:green", 1.3), "executorch": ("tab:orange", 1.3), "pytorch": ("tab:red", 1.3)}
+    fig, axes = plt.subplots(1, len(ws), figsize=(8 * len(ws), 7.5), squeeze=False)
+    cmaps = {"dtrn-edge": "Greys", "onnxruntime": "Blues", "openvino": "Purples", "litert": "Greens",
+             "executorch": "Oranges", "pytorch": "Reds"}
     for ax, w in zip(axes[0], ws):
         ents = sorted(r["workloads"][w]["runtimes"].values(), key=_key)
         for e in ents:
@@ -189,18 +206,22 @@ def plot(r, path):
             if not ns:
                 continue
             ys = [e["by_n"][str(n)]["p50_ms"] for n in ns]
-            col, lw = styles.get(e["runtime"], ("gray", 1.0))
-            ls = "-" if e["precision"] == "f32" else "--"
-            if e["runtime"] != "dtrn-edge" and e["export"] == "split":
-                ls = ":" if e["precision"] != "f32" else "-."
-            ax.plot(ns, ys, ls, color=col, lw=lw, marker="o", ms=3, label=f"{e['runtime']} {e['variant']}")
+            prec = e["precision"]
+            shade = 0.95 if prec.startswith("f32") else (0.7 if "dynamic" in prec else 0.5)
+            if e["runtime"] == "dtrn-edge":
+                shade = 0.95 if prec.startswith("f32") else 0.6
+            col = plt.get_cmap(cmaps.get(e["runtime"], "Greys"))(shade)
+            ls = "--" if e["export"] == "split" else "-"
+            lw = 2.8 if e["runtime"] == "dtrn-edge" else 1.3
+            ax.plot(ns, ys, ls, color=col, lw=lw, marker="o" if prec.startswith("f32") else "s", ms=4,
+                    label=f"{e['runtime']} {e['variant']}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("candidates per request (N)")
-        ax.set_ylabel("p50 latency per request, ms (1 thread)")
+        ax.set_ylabel("p50 latency per request, ms (1 thread, pinned)")
         ax.set_title(f"{w} ({r['cpu']['slug']}, {r['date_utc'][:8]})")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5, ncol=2)
+        ax.legend(fontsize=7, ncol=2, loc="upper left")
     if r.get("label"):
         fig.suptitle(r["label"], fontsize=9)
     fig.tight_layout()
