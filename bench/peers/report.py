@@ -182,7 +182,15 @@ def markdown(r, png_name):
     lines.append("- dtrn-edge: `dtrn-convert --precision f32|int8 --embeddings int8 --calibration` and "
                  "`dtrn-bench`; peers: bench/peers (export.py, worker.py); plain = the whole request as one graph, "
                  "split = user stage once + candidate stage batched over N\n")
-    lines.append(f"![p50 latency against N]({png_name})\n")
+    if r.get("merged"):
+        lines.append(f"- {r['merged']} runs merged, one per workload (each workload's runtimes interleaved within "
+                     "its own run; see each workload's run line below)")
+    missing = [w for w in HEADLINE_N if w not in r["workloads"]]
+    if missing:
+        lines.append(f"- not in this run: {', '.join(missing)} (`run_all.sh --workloads "
+                     f"{','.join(list(r['workloads']) + missing)}`)")
+    lines.append("")
+    lines.append(f"![p50 latency and CPU-time p50 against N]({png_name})\n")
     for w, res in r["workloads"].items():
         lines.append(workload_md(w, res, ns))
     lines.append("Reproduce: `bash bench/peers/setup.sh && bash bench/peers/run_all.sh` (see bench/peers/README.md).")
@@ -196,16 +204,26 @@ def plot(r, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ws = list(r["workloads"])
-    fig, axes = plt.subplots(1, len(ws), figsize=(8 * len(ws), 7.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(ws), figsize=(8 * len(ws), 14), squeeze=False)
     cmaps = {"dtrn-edge": "Greys", "onnxruntime": "Blues", "openvino": "Purples", "litert": "Greens",
              "executorch": "Oranges", "pytorch": "Reds"}
-    for ax, w in zip(axes[0], ws):
+    for row, key, what in ((0, "p50_ms", "p50 latency"), (1, "cpu_p50_ms", "CPU-time p50")):
+        for ax, w in zip(axes[row], ws):
+            _panel(plt, ax, r, w, cmaps, key, what)
+    if r.get("label"):
+        fig.suptitle(r["label"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def _panel(plt, ax, r, w, cmaps, key, what):
+    if True:
         ents = sorted(r["workloads"][w]["runtimes"].values(), key=_key)
         for e in ents:
             ns = [int(n) for n in sorted(e["by_n"], key=int)]
             if not ns:
                 continue
-            ys = [e["by_n"][str(n)]["p50_ms"] for n in ns]
+            ys = [e["by_n"][str(n)][key] for n in ns]
             prec = e["precision"]
             shade = 0.95 if prec.startswith("f32") else (0.7 if "dynamic" in prec else 0.5)
             if e["runtime"] == "dtrn-edge":
@@ -218,14 +236,10 @@ def plot(r, path):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("candidates per request (N)")
-        ax.set_ylabel("p50 latency per request, ms (1 thread, pinned)")
-        ax.set_title(f"{w} ({r['cpu']['slug']}, {r['date_utc'][:8]})")
+        ax.set_ylabel(f"{what} per request, ms (1 thread, pinned)")
+        ax.set_title(f"{w}: {what} ({r['cpu']['slug']}, {r['date_utc'][:8]})")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, ncol=2, loc="upper left")
-    if r.get("label"):
-        fig.suptitle(r["label"], fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def main(argv=None):
@@ -248,6 +262,7 @@ def main(argv=None):
         else:
             r["workloads"].update(one["workloads"])
             r["duration_s"] = (r.get("duration_s") or 0) + (one.get("duration_s") or 0)
+            r["merged"] = len(a.results)
     merged = os.path.join(os.path.dirname(os.path.abspath(a.results[-1])), "results-merged.json")
     if len(a.results) > 1:
         with open(merged, "w") as fh:
