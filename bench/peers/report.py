@@ -213,7 +213,7 @@ def plot(r, path):
     if r.get("label"):
         fig.suptitle(r["label"], fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
 
 
 def _panel(plt, ax, r, w, cmaps, key, what):
