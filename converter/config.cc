@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <algorithm>
+
 #include <map>
 #include <regex>
 #include <set>
@@ -200,7 +202,8 @@ Result<ModelConfig> ParseConfig(const std::string& text) {
   if (!dup.empty()) return Bad(dup, "appears twice in one object");
   static const std::set<std::string> top = {"name",   "d",         "tasks",        "behaviors",  "L",      "blocks",
                                             "heads",  "d_ff",      "fields",       "pooling",    "mtl",    "experts",
-                                            "towers", "hyper_dim", "hyper_hidden", "trm_hidden", "dropout"};
+                                            "towers", "hyper_dim", "hyper_hidden", "trm_hidden", "dropout",
+                                            "seq_fields"};
   DTRN_RETURN_IF_ERROR(CheckKeys(raw, top, ""));
   for (const char* k : {"d", "tasks", "behaviors", "L", "blocks", "heads", "d_ff", "fields", "mtl", "towers"}) {
     if (!raw.contains(k)) return Bad(k, "missing");
@@ -285,6 +288,26 @@ Result<ModelConfig> ParseConfig(const std::string& text) {
       return Bad("dropout", "expected a number in [0, 1), got " + dr.dump());
     }
     c.dropout = dr.get<double>();
+  }
+  // Item sparse fields (other than item_id) whose ids every behaviour event also carries.
+  if (raw.contains("seq_fields")) {
+    const json& sf = raw["seq_fields"];
+    if (!sf.is_array()) return Bad("seq_fields", "expected an array of item field names, got " + sf.dump());
+    for (size_t j = 0; j < sf.size(); ++j) {
+      const std::string where = "seq_fields[" + std::to_string(j) + "]";
+      if (!sf[j].is_string()) return Bad(where, "expected a field name, got " + sf[j].dump());
+      const std::string name = sf[j].get<std::string>();
+      const FieldConfig* f = nullptr;
+      for (const FieldConfig& fc : c.fields)
+        if (fc.name == name) f = &fc;
+      if (f == nullptr) return Bad(where, "no field '" + name + "'");
+      if (f->group != FieldGroup::kItem || f->kind != FieldKind::kSparse)
+        return Bad(where, "'" + name + "' is not an item sparse field (seq_fields names item sparse fields)");
+      if (name == "item_id") return Bad(where, "item_id is every event's own id; seq_fields names the others");
+      if (std::find(c.seq_fields.begin(), c.seq_fields.end(), name) != c.seq_fields.end())
+        return Bad(where, "'" + name + "' is listed twice");
+      c.seq_fields.push_back(name);
+    }
   }
   return c;
 }

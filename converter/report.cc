@@ -1,8 +1,10 @@
 #include "report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +25,21 @@ bool CompareMetrics::Meets(const Targets& t, double margin) const {
          (tau_requests == 0 || mean_tau >= 1.0 - (1.0 - t.kendall_tau) * margin);
 }
 
+namespace {
+
+// Per task, candidates of one request whose probability is not unique.
+double Ties(const Scores& s) {
+  double t = 0;
+  for (size_t k = 0; k < s.num_tasks; ++k) {
+    std::set<float> seen;
+    for (size_t i = 0; i < s.num_candidates; ++i) seen.insert(s.prob(i, k));
+    t += static_cast<double>(s.num_candidates - seen.size());
+  }
+  return t;
+}
+
+}  // namespace
+
 CompareMetrics Compare(const std::vector<Request>& requests, const std::vector<Scores>& ref,
                        const std::vector<Scores>& test) {
   CompareMetrics m;
@@ -30,7 +47,8 @@ CompareMetrics Compare(const std::vector<Request>& requests, const std::vector<S
   const size_t K = ref.empty() ? 0 : ref[0].num_tasks;
   std::vector<std::vector<float>> pr(K), pt(K), lab(K);
   bool labels = true;
-  double sum_dp = 0, sum_tau = 0;
+  double sum_dp = 0, sum_tau = 0, sum_overlap = 0, sum_ndcg = 0;
+  size_t ranked = 0;
   for (size_t r = 0; r < requests.size(); ++r) {
     const Scores& a = ref[r];
     const Scores& b = test[r];
@@ -51,6 +69,23 @@ CompareMetrics Compare(const std::vector<Request>& requests, const std::vector<S
       }
     }
     m.candidates += a.num_candidates;
+    m.ties_ref += Ties(a);
+    m.ties_test += Ties(b);
+    // Top 10 by the fused score: overlap and NDCG@10 (gains: the f32 fused scores).
+    const size_t top = std::min<size_t>(10, a.num_candidates);
+    auto ra = TopK(a, w, top), rb = TopK(b, w, top);
+    if (ra.ok() && rb.ok() && top > 0) {
+      size_t both = 0;
+      double dcg = 0, idcg = 0;
+      for (size_t j = 0; j < top; ++j) {
+        both += std::count(ra.value().begin(), ra.value().end(), rb.value()[j]);
+        dcg += fa[rb.value()[j]] / std::log2(j + 2.0);
+        idcg += fa[ra.value()[j]] / std::log2(j + 2.0);
+      }
+      sum_overlap += static_cast<double>(both) / top;
+      sum_ndcg += idcg > 0 ? dcg / idcg : 1.0;
+      ++ranked;
+    }
     const double tau = metrics::KendallTau(fa, fb);
     if (std::isfinite(tau)) {
       sum_tau += tau;
@@ -63,6 +98,20 @@ CompareMetrics Compare(const std::vector<Request>& requests, const std::vector<S
     m.auc_test.push_back(labels ? metrics::Auc(pt[k], lab[k]) : nan);
   }
   m.mean_abs_dp = m.candidates && K ? sum_dp / (m.candidates * K) : 0;
+  if (ranked) m.top10_overlap = sum_overlap / ranked, m.ndcg10 = sum_ndcg / ranked;
+  if (m.requests) m.ties_ref /= m.requests, m.ties_test /= m.requests;
+  // The ceiling: candidates at the test model's per-task maximum whose reference values differ.
+  size_t stuck = 0;
+  for (size_t k = 0; k < K; ++k) {
+    if (pt[k].empty()) continue;
+    const float top = *std::max_element(pt[k].begin(), pt[k].end());
+    std::set<float> refs;
+    size_t at = 0;
+    for (size_t i = 0; i < pt[k].size(); ++i)
+      if (pt[k][i] == top) ++at, refs.insert(pr[k][i]);
+    if (refs.size() > 1) stuck += at;
+  }
+  m.at_ceiling = m.candidates ? static_cast<double>(stuck) / m.candidates : 0;
   m.mean_tau = m.tau_requests ? sum_tau / m.tau_requests : std::numeric_limits<double>::quiet_NaN();
   return m;
 }
@@ -98,6 +147,11 @@ std::string FormatReport(const CompareMetrics& m, const std::vector<std::string>
                   "  Kendall tau    undefined (every request has < 2 candidates or constant scores)\n");
   }
   out += buf;
+  std::snprintf(buf, sizeof buf, "  tied probabilities per request: f32 %.2f, int8 %.2f\n", m.ties_ref, m.ties_test);
+  out += buf;
+  std::snprintf(buf, sizeof buf, "  top-10 overlap %10.4f   NDCG@10 %.4f   candidates at a ceiling %.4f\n",
+                m.top10_overlap, m.ndcg10, m.at_ceiling);
+  out += buf;
   return out;
 }
 
@@ -117,7 +171,9 @@ std::string ReportJson(const CompareMetrics& m, const std::vector<std::string>& 
   j["comparison"] = {
       {"requests", m.requests},        {"candidates", m.candidates}, {"tasks", per_task},
       {"mean_abs_dp", m.mean_abs_dp},  {"max_abs_dp", m.max_abs_dp}, {"mean_kendall_tau", num(m.mean_tau)},
-      {"tau_requests", m.tau_requests}};
+      {"tau_requests", m.tau_requests}, {"ties_per_request_f32", m.ties_ref},
+      {"ties_per_request_int8", m.ties_test}, {"top10_overlap", m.top10_overlap},  {"ndcg10", m.ndcg10},
+      {"fraction_at_ceiling", m.at_ceiling}};
   j["targets"] = {{"auc_delta", t.auc_delta}, {"mean_abs_dp", t.mean_abs_dp}, {"kendall_tau", t.kendall_tau}};
   j["meets_targets"] = m.Meets(t);
   return j.dump(2) + "\n";

@@ -312,6 +312,8 @@ std::vector<float> Int8Reference(const LinearData& l, const std::vector<float>& 
       for (int i = 0; i < s.in; ++i) acc += q[i] * s.weight_i8[o * s.in + i], wsum += s.weight_i8[o * s.in + i];
       float v = std::fma(float(acc - zp * wsum), sc * s.weight_scale[o], s.bias_f32[o]);
       for (size_t u = 0; u < e.add_n; ++u) v = std::fma(e.add_a[r * e.lda + u], e.add_p[u * e.ldp + o], v);
+      for (size_t i = 0; i < e.radd_n; ++i)
+        v = std::fma(e.radd_a[r * e.ldra + i], e.radd_p[i * e.ldrp_f + r * e.ldrp_r + o], v);
       if (e.relu) v = v > 0.f ? v : 0.f;
       if (e.mix) v = std::fma(e.mix[r * e.ldmix], v, y[r * s.out + o]);
       y[r * s.out + o] = v;
@@ -349,6 +351,11 @@ TEST(Int8Kernels, EveryIsaMatchesTheReferenceBitForBit) {
           int8::Epilogue e;
           e.relu = l.spec.relu;
           e.add_a = a.data(), e.lda = 4, e.add_p = p.data(), e.ldp = sh.out + 5, e.add_n = n_add;
+          // Per-row products: 2 of them, [2][rows][out + 3].
+          std::vector<float> rb = Rand(rows * 3, rng, 1.5f), rp = Rand(2 * rows * (sh.out + 3), rng, 1.f);
+          if (variant >= 2)
+            e.radd_a = rb.data(), e.ldra = 3, e.radd_p = rp.data(), e.ldrp_f = rows * (sh.out + 3),
+            e.ldrp_r = sh.out + 3, e.radd_n = 2;
           if (variant == 3) e.mix = g.data(), e.ldmix = 2;
           std::vector<float> out0 = Rand(rows * sh.out, rng, 1.f);
           const size_t ldq = int8::QuantizedStride(*packed.value());
@@ -423,7 +430,7 @@ TEST_F(Dense, SplitLayerSpecDescribesLiveWeights) {
   for (bool int8 : {false, true}) {
     LinearData l = int8 ? Int8Linear("split", n * d, 6, true, rng) : F32Linear("split", n * d, 6, true, rng);
     WeightCache cache(int8::BestIsa());
-    auto split = SplitDense::Create(l.spec, d, is_uc, uc_slot, &cache);
+    auto split = SplitDense::Create(l.spec, d, is_uc, uc_slot, {}, &cache);
     ASSERT_TRUE(split.ok()) << split.status().ToString();
     ASSERT_EQ(split.value()->rest_width(), 3 * d);
     const float* rest_f32 = split.value()->rest_weight_f32();

@@ -18,6 +18,7 @@ RequestCost CountMacs(const ModelView& m, const std::vector<size_t>& seq_len, si
   for (size_t l : seq_len) R0 += l;
   const int n_uc = static_cast<int>(m.group_fields[0].size() + m.group_fields[1].size());
   const bool splits = split && n_uc > 0;
+  const double n_item = static_cast<double>(m.group_fields[2].size());
   for (int i = 0; i < m.F; ++i)
     if (m.fields[i].kind == FieldKind::kDense)
       AddLinear(m.field_specs[i].projection, m.fields[i].group == FieldGroup::kItem ? n : 1.0,
@@ -46,9 +47,13 @@ RequestCost CountMacs(const ModelView& m, const std::vector<size_t>& seq_len, si
   auto mlp = [&](const std::vector<LinearSpec>& layers, double rows, bool on_r) {
     for (size_t j = 0; j < layers.size(); ++j) {
       const LinearSpec& l = layers[j];
-      if (j == 0 && on_r && splits) {
-        (l.precision == Precision::INT8 ? c.int8 : c.f32) += rows * rest * l.out;
-        c.f32 += rows * n_uc * l.out;
+      if (j == 0 && on_r && splits && l.precision == Precision::INT8) {
+        // The item fields' products once per candidate, the interests per row.
+        c.int8 += n * n_item * d * l.out + rows * m.B * d * l.out;
+        c.f32 += rows * (n_uc + n_item) * l.out;
+        u.f32 += static_cast<double>(n_uc) * d * l.out;
+      } else if (j == 0 && on_r && splits) {
+        c.f32 += rows * rest * l.out + rows * n_uc * l.out;
         u.f32 += static_cast<double>(n_uc) * d * l.out;
       } else {
         AddLinear(l, rows, &c);

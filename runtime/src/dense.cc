@@ -109,6 +109,18 @@ Status QuantizedRows::Quantize(size_t r, size_t width, const float* x, size_t ld
   return Status::Ok();
 }
 
+Status QuantizedRows::Reserve(size_t r, size_t width) {
+  ldq = (width + 3) / 4 * 4;
+  n = width;
+  rows = r;
+  if (!q.Reserve(r * ldq) || !scale.Reserve(r) || !zp.Reserve(r)) return OutOfMemory("quantized activations");
+  return Status::Ok();
+}
+
+void QuantizedRows::QuantizeInto(size_t row0, size_t count, const float* x, size_t ldx) {
+  int8::QuantizeRows(count, n, x, ldx, q.data() + row0 * ldq, ldq, scale.data() + row0, zp.data() + row0);
+}
+
 Status Int8Linear::Run(size_t rows, const float* in, size_t ldin, float* out, size_t ldo, const int8::Epilogue& e,
                        pthreadpool_t pool) {
   if (rows == 0) return Status::Ok();

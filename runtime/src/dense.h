@@ -45,6 +45,10 @@ struct QuantizedRows {
   size_t ldq = 0, n = 0, rows = 0;
   // x [rows, n] (stride ldx).
   Status Quantize(size_t rows, size_t n, const float* x, size_t ldx);
+  // Room for `rows` rows of n values, filled in parts by QuantizeInto.
+  Status Reserve(size_t rows, size_t n);
+  // Rows [row0, row0 + count) from x [count, n] (stride ldx).
+  void QuantizeInto(size_t row0, size_t count, const float* x, size_t ldx);
 };
 
 // One INT8 layer on our kernels, with the scratch for its quantized input.

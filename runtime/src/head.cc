@@ -29,6 +29,9 @@ Result<std::unique_ptr<MultiTaskHead>> MultiTaskHead::Create(const ModelView& m,
       h->uc_slot_[i] = UcSlot(m, i);
     }
   h->n_uc_ = m.group_fields[0].size() + m.group_fields[1].size();
+  h->n_item_ = m.group_fields[2].size();
+  h->item_slot_.assign(m.n, -1);
+  for (size_t s = 0; s < m.group_fields[2].size(); ++s) h->item_slot_[m.group_fields[2][s]] = static_cast<int>(s);
   h->D_rest_ = (m.n - h->n_uc_) * m.d;
   for (const auto& e : m.experts) {
     DTRN_ASSIGN_OR_RETURN(auto mlp, h->MakeMlp(Pointers(e), cache, observed, /*expert=*/true));
@@ -62,8 +65,10 @@ Result<MultiTaskHead::Mlp> MultiTaskHead::MakeMlp(const std::vector<const Linear
     DTRN_ASSIGN_OR_RETURN(mlp.full, DenseChain::Create(layers, cache));
     return mlp;
   }
-  DTRN_ASSIGN_OR_RETURN(mlp.split, SplitDense::Create(*layers[0], static_cast<int>(d_), is_uc_, uc_slot_, cache));
+  DTRN_ASSIGN_OR_RETURN(mlp.split,
+                        SplitDense::Create(*layers[0], static_cast<int>(d_), is_uc_, uc_slot_, item_slot_, cache));
   int8_split_ = int8_split_ || mlp.split->int8();
+  f32_split_ = f32_split_ || !mlp.split->int8();
   size_t end = layers.size();
   if (expert && layers.size() > 1 && layers.back()->precision == Precision::INT8) {
     DTRN_ASSIGN_OR_RETURN(mlp.last, Int8Linear::Create(*layers.back(), cache));
@@ -90,19 +95,24 @@ void MultiTaskHead::ShareRequest(const MultiTaskHead& prepared) {
       if ((*mine[g])[i].split) (*mine[g])[i].split->ShareRequest(*(*theirs[g])[i].split);
 }
 
-// r_k's columns: r_rest (item fields and interests, times a_{k,i}), a_uc (the weights of the
-// user/context fields, whose products are per request), and r whole where an MLP needs it.
+// r_k's columns, as the layers read them: r_rest (item fields and interests, times a_{k,i};
+// F32 split layers), r_int (the interests times a_{k,b}; INT8 split layers, which add the
+// item products themselves), a_uc and a_item (the TRM weights of the fields whose products
+// are per request or per candidate), and r whole where an MLP runs unsplit.
 Status MultiTaskHead::BuildInputs(size_t T, const FieldEmbeddings& emb, const Tim& tim, const Trm& trm) {
-  const size_t F = m_.F;
+  const size_t F = m_.F, B = m_.B;
   float* rs = need_full_r_ ? r_.Reserve(K_ * T * D_) : nullptr;
-  float* rest_all = r_rest_.Reserve(K_ * T * D_rest_);
+  float* rest_all = f32_split_ ? r_rest_.Reserve(K_ * T * D_rest_) : nullptr;
+  float* int_all = int8_split_ ? r_int_.Reserve(K_ * T * B * d_) : nullptr;
   float* au = a_uc_.Reserve(K_ * T * n_uc_);
-  if ((need_full_r_ && rs == nullptr) || rest_all == nullptr || au == nullptr) return OutOfMemory("head inputs r_k");
+  float* ai_all = a_item_.Reserve(K_ * T * n_item_);
+  if ((need_full_r_ && !rs) || (f32_split_ && !rest_all) || (int8_split_ && !int_all) || !au || !ai_all)
+    return OutOfMemory("head inputs r_k");
   for (size_t k = 0; k < K_; ++k)
     for (size_t c = 0; c < T; ++c) {
       const float* a = trm.Weights(static_cast<int>(k), c);
       const size_t row = k * T + c;
-      float* rest = rest_all + row * D_rest_;
+      float* rest = rest_all ? rest_all + row * D_rest_ : nullptr;
       for (size_t i = 0; i < n_; ++i) {
         const float ai = a[i];
         const float* xi =
@@ -113,7 +123,14 @@ Status MultiTaskHead::BuildInputs(size_t T, const FieldEmbeddings& emb, const Ti
         }
         if (is_uc_[i]) {
           au[row * n_uc_ + uc_slot_[i]] = ai;
-        } else {
+          continue;
+        }
+        if (item_slot_[i] >= 0) ai_all[row * n_item_ + item_slot_[i]] = ai;
+        if (int_all && i >= F) {
+          float* dst = int_all + (row * B + (i - F)) * d_;
+          for (size_t e = 0; e < d_; ++e) dst[e] = ai * xi[e];
+        }
+        if (rest) {
           for (size_t e = 0; e < d_; ++e) rest[e] = ai * xi[e];
           rest += d_;
         }
@@ -125,12 +142,14 @@ Status MultiTaskHead::BuildInputs(size_t T, const FieldEmbeddings& emb, const Ti
 Status MultiTaskHead::RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, const Exec& x, const float* mix,
                              size_t ldmix) {
   if (mlp.full) return mlp.full->Run(rows, r_.data() + row0 * D_, out, x);
-  const QuantizedRows* q = int8_split_ ? &q_rest_ : nullptr;
-  const float* a_uc = a_uc_.data() + row0 * n_uc_;
-  if (!mlp.rest && !mlp.last) return mlp.split->Run(row0, rows, r_rest_.data(), q, a_uc, out, x.pool, mix, ldmix);
+  const QuantizedRows* q = mlp.split->int8() ? &q_int_ : nullptr;
+  if (mlp.split->int8()) mlp.split->PrepareTile(tile_, q_items_, epoch_);
+  if (!mlp.rest && !mlp.last)
+    return mlp.split->Run(row0, rows, tile_, r_rest_.data(), q, a_uc_.data(), a_item_.data(), out, x.pool, mix, ldmix);
   float* h = split_out_.Reserve(rows * mlp.split->out_features());
   if (h == nullptr) return OutOfMemory("head split layer output");
-  DTRN_RETURN_IF_ERROR(mlp.split->Run(row0, rows, r_rest_.data(), q, a_uc, h, x.pool));
+  DTRN_RETURN_IF_ERROR(
+      mlp.split->Run(row0, rows, tile_, r_rest_.data(), q, a_uc_.data(), a_item_.data(), h, x.pool));
   if (mlp.rest) {
     float* y = mlp.last ? expert_hidden_.Reserve(rows * mlp.rest->out_features()) : out;
     if (y == nullptr) return OutOfMemory("head hidden layer");
@@ -150,7 +169,15 @@ Status MultiTaskHead::Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, 
                           float* logits) {
   tile_ = T;
   DTRN_RETURN_IF_ERROR(BuildInputs(T, emb, tim, trm));
-  if (int8_split_) DTRN_RETURN_IF_ERROR(q_rest_.Quantize(K_ * T, D_rest_, r_rest_.data(), D_rest_));
+  ++epoch_;
+  if (int8_split_) {
+    // Quantized once for every INT8 split layer: the interests per (task, candidate), and
+    // each item slot's embeddings per candidate (slot-major: row s·T + c).
+    DTRN_RETURN_IF_ERROR(q_int_.Quantize(K_ * T, m_.B * d_, r_int_.data(), m_.B * d_));
+    DTRN_RETURN_IF_ERROR(q_items_.Reserve(n_item_ * T, d_));
+    for (size_t s = 0; s < n_item_; ++s)
+      q_items_.QuantizeInto(s * T, T, emb.items() + s * d_, emb.item_stride());
+  }
   const float* tower_in = nullptr;  // towers head: the towers read r_k themselves
   size_t tower_w = 0;
   if (m_.mtl != Mtl::Towers) {

@@ -147,6 +147,8 @@ float Finish(const GemmArgs& a, size_t r, size_t o, int32_t acc) {
   const Epilogue& e = *a.e;
   float y = std::fma(static_cast<float>(acc - a.zp[r] * w.wsum[o]), a.scale[r] * w.scale[o], w.bias[o]);
   for (size_t u = 0; u < e.add_n; ++u) y = std::fma(e.add_a[r * e.lda + u], e.add_p[u * e.ldp + o], y);
+  for (size_t i = 0; i < e.radd_n; ++i)
+    y = std::fma(e.radd_a[r * e.ldra + i], e.radd_p[i * e.ldrp_f + r * e.ldrp_r + o], y);
   if (e.relu) y = y > 0.f ? y : 0.f;
   if (e.mix) y = std::fma(e.mix[r * e.ldmix], y, a.out[r * a.ldo + o]);
   return y;

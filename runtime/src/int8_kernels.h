@@ -11,6 +11,7 @@
 //   acc   = Σ_j q_j · w[o, j]                                     (int32, exact)
 //   y     = fma(float(acc - zp · wsum[o]), s · s_w[o], bias[o])   (wsum[o] = Σ_j w[o, j])
 //   y     = fma(a[r, u], p[u, o], y) for u = 0, 1, ... (the split layers' per-request products)
+//   y     = fma(b[r, i], q[i, r, o], y) for i = 0, 1, ... (their per-candidate products)
 //   y     = max(y, 0) if relu
 //   out   = y, or out += g[r] · y (fma; the gate-weighted expert mix)
 // Every implementation (portable C++, AVX-512 VNNI, AVX2, NEON dot product) computes these
@@ -84,6 +85,11 @@ struct Epilogue {
   const float* add_p = nullptr;  // [add_n, ldp]: the products (per output channel)
   size_t ldp = 0;
   size_t add_n = 0;
+  const float* radd_a = nullptr;  // [rows, ldra]: per-row coefficients of the per-row products
+  size_t ldra = 0;
+  const float* radd_p = nullptr;  // [radd_n][rows]: product i of row r at radd_p + i * ldrp_f + r * ldrp_r
+  size_t ldrp_f = 0, ldrp_r = 0;
+  size_t radd_n = 0;
   const float* mix = nullptr;  // non-null: out[r, o] += mix[r * ldmix] · y
   size_t ldmix = 0;
 };

@@ -91,6 +91,10 @@ DTRN_AVX2 void Tile(const GemmArgs& a, size_t r0, size_t b0) {
       const __m256 p = _mm256_maskload_ps(e.add_p + u * e.ldp + c0, mask);
       for (int r = 0; r < MR; ++r) y[r] = _mm256_fmadd_ps(_mm256_set1_ps(e.add_a[(r0 + r) * e.lda + u]), p, y[r]);
     }
+    for (size_t i = 0; i < e.radd_n; ++i)
+      for (int r = 0; r < MR; ++r)
+        y[r] = _mm256_fmadd_ps(_mm256_set1_ps(e.radd_a[(r0 + r) * e.ldra + i]),
+                               _mm256_maskload_ps(e.radd_p + i * e.ldrp_f + (r0 + r) * e.ldrp_r + c0, mask), y[r]);
     for (int r = 0; r < MR; ++r) {
       float* dst = a.out + (r0 + r) * a.ldo + c0;
       if (e.relu) y[r] = _mm256_max_ps(y[r], _mm256_setzero_ps());

@@ -76,6 +76,10 @@ DTRN_AVX512 void Tile(const GemmArgs& a, size_t r0, size_t b0) {
       const __m512 p = _mm512_maskz_loadu_ps(mask, e.add_p + u * e.ldp + c0);
       for (int r = 0; r < MR; ++r) y[r] = _mm512_fmadd_ps(_mm512_set1_ps(e.add_a[(r0 + r) * e.lda + u]), p, y[r]);
     }
+    for (size_t i = 0; i < e.radd_n; ++i)
+      for (int r = 0; r < MR; ++r)
+        y[r] = _mm512_fmadd_ps(_mm512_set1_ps(e.radd_a[(r0 + r) * e.ldra + i]),
+                               _mm512_maskz_loadu_ps(mask, e.radd_p + i * e.ldrp_f + (r0 + r) * e.ldrp_r + c0), y[r]);
     for (int r = 0; r < MR; ++r) {
       float* dst = a.out + (r0 + r) * a.ldo + c0;
       if (e.relu) y[r] = _mm512_max_ps(y[r], _mm512_setzero_ps());
@@ -102,34 +106,54 @@ constexpr size_t kMR = 6, kNB = 4;
 
 DTRN_AVX512 void QuantizeRowsAvx512(size_t rows, size_t n, const float* x, size_t ldx, uint8_t* q, size_t ldq,
                                     float* scale, int32_t* zp) {
+  const size_t full = n / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (n - full)) - 1u);
   for (size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
     uint8_t* qr = q + r * ldq;
-    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+    __m512 lo0 = _mm512_setzero_ps(), hi0 = _mm512_setzero_ps(), lo1 = lo0, hi1 = hi0;
     size_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-      const __m512 v = _mm512_loadu_ps(xr + j);
-      lo = _mm512_min_ps(lo, v);
-      hi = _mm512_max_ps(hi, v);
+    for (; j + 32 <= full; j += 32) {
+      const __m512 v0 = _mm512_loadu_ps(xr + j), v1 = _mm512_loadu_ps(xr + j + 16);
+      lo0 = _mm512_min_ps(lo0, v0), hi0 = _mm512_max_ps(hi0, v0);
+      lo1 = _mm512_min_ps(lo1, v1), hi1 = _mm512_max_ps(hi1, v1);
     }
-    if (j < n) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (n - j)) - 1u);
-      const __m512 v = _mm512_maskz_loadu_ps(m, xr + j);  // zeros: min/max already include 0
-      lo = _mm512_min_ps(lo, v);
-      hi = _mm512_max_ps(hi, v);
+    for (; j < full; j += 16) {
+      const __m512 v = _mm512_loadu_ps(xr + j);
+      lo0 = _mm512_min_ps(lo0, v), hi0 = _mm512_max_ps(hi0, v);
+    }
+    if (tail) {
+      const __m512 v = _mm512_maskz_loadu_ps(tail, xr + full);  // zeros: min/max already include 0
+      lo0 = _mm512_min_ps(lo0, v), hi0 = _mm512_max_ps(hi0, v);
     }
     float inv;
-    if (!RowParams(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi), &scale[r], &zp[r], &inv)) {
+    if (!RowParams(_mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1)), _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)),
+                   &scale[r], &zp[r], &inv)) {
       std::memset(qr, 0, ldq);
       continue;
     }
     const __m512 vinv = _mm512_set1_ps(inv);
-    const __m512i vz = _mm512_set1_epi32(zp[r]), v0 = _mm512_setzero_si512(), v255 = _mm512_set1_epi32(255);
-    for (j = 0; j < n; j += 16) {
-      const size_t c = n - j < 16 ? n - j : 16;
-      const __mmask16 m = static_cast<__mmask16>((1u << c) - 1u);
-      const __m512i t = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + j), vinv)), vz);
-      _mm_mask_storeu_epi8(qr + j, m, _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(t, v0), v255)));
+    const __m512i v0 = _mm512_setzero_si512();
+    // vpmovusdb saturates at 255; values below 0 are clamped first, except for rows with
+    // no negative input (zp 0, relu outputs), whose values cannot go below 0.
+    if (zp[r] == 0) {
+      for (j = 0; j < full; j += 16)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + j),
+                         _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + j), vinv))));
+      if (tail)
+        _mm_mask_storeu_epi8(qr + full, tail, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(
+                                                  _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, xr + full), vinv))));
+    } else {
+      const __m512i vz = _mm512_set1_epi32(zp[r]);
+      for (j = 0; j < full; j += 16) {
+        const __m512i t = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + j), vinv)), vz);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + j), _mm512_cvtusepi32_epi8(_mm512_max_epi32(t, v0)));
+      }
+      if (tail) {
+        const __m512i t =
+            _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail, xr + full), vinv)), vz);
+        _mm_mask_storeu_epi8(qr + full, tail, _mm512_cvtusepi32_epi8(_mm512_max_epi32(t, v0)));
+      }
     }
     if (ldq > n) std::memset(qr + n, 0, ldq - n);
   }
