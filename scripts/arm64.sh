@@ -3,13 +3,13 @@
 # Debian's toolchain and runs the tests under qemu-user, once per emulated CPU model:
 # `max` (ARMv8.x with dot product and i8mm) and `cortex-a53` (ARMv8.0, no dot product),
 # so that both of XNNPACK's int8 GEMM paths (neondot / neon_mlal) are tested.
-# Then the cross-platform checks: the arm64 dtrn-convert writes byte-identical .dtrn files
-# to the x86 one; a .dtrn converted on x86 scores on arm64 within the spec's tolerances of
+# Then the cross-platform checks: the arm64 dtrn-convert writes .dtrn files equivalent to
+# the x86 one's; a .dtrn converted on x86 scores on arm64 within the spec's tolerances of
 # the reference's goldens; int8 scores are bit-identical across the CPU models.
 # Installs what it needs (apt-get; run as root or with sudo). See docs/platforms.md.
 #
 #   bash scripts/arm64.sh            full: every test under each CPU model
-#   bash scripts/arm64.sh --lean     CI: one build, the lean test set (about 10 minutes)
+#   bash scripts/arm64.sh --lean     CI: one build, the lean test set (docs/platforms.md: times)
 #
 # Options: --lean (or DTRN_ARM64_LEAN=1); --cpus "max cortex-a53" (or DTRN_ARM64_CPUS);
 #   --setup-only (host packages + sysroot); --no-tests (stop after the build);
