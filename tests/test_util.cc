@@ -73,6 +73,11 @@ bool ReferenceAvailable() {
 }
 
 std::string ToolPath(const std::string& name) {
+  // A cross build's tests start the tools through launchers there (scripts/arm64.sh: qemu-aarch64).
+  if (const char* dir = std::getenv("DTRN_TEST_TOOL_DIR"); dir && *dir) {
+    std::string p = std::string(dir) + "/" + name;
+    if (FileExists(p)) return p;
+  }
   for (const char* sub : {"/converter/", "/runtime/", "/bench/", "/examples/", "/"}) {
     std::string p = BinaryDir() + sub + name;
     if (FileExists(p)) return p;

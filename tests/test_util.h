@@ -34,7 +34,8 @@ int RunReference(const std::string& args, std::string* output = nullptr);
 // True when python3 can import torch and safetensors (the reference's needs).
 bool ReferenceAvailable();
 
-// Path of a built executable (e.g. "dtrn-convert"), searched under BinaryDir().
+// Path of a built executable (e.g. "dtrn-convert"): $DTRN_TEST_TOOL_DIR/NAME when that exists
+// (a cross build's launchers), else searched under BinaryDir().
 std::string ToolPath(const std::string& name);
 
 }  // namespace dtrn::testing
