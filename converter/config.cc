@@ -200,10 +200,9 @@ Result<ModelConfig> ParseConfig(const std::string& text) {
   json raw = json::parse(text, dupcb, /*allow_exceptions=*/false);
   if (raw.is_discarded()) return InvalidArgument("config: not valid JSON");
   if (!dup.empty()) return Bad(dup, "appears twice in one object");
-  static const std::set<std::string> top = {"name",   "d",         "tasks",        "behaviors",  "L",      "blocks",
-                                            "heads",  "d_ff",      "fields",       "pooling",    "mtl",    "experts",
-                                            "towers", "hyper_dim", "hyper_hidden", "trm_hidden", "dropout",
-                                            "seq_fields"};
+  static const std::set<std::string> top = {
+      "name",    "d",   "tasks",   "behaviors", "L",         "blocks",       "heads",      "d_ff",    "fields",
+      "pooling", "mtl", "experts", "towers",    "hyper_dim", "hyper_hidden", "trm_hidden", "dropout", "seq_fields"};
   DTRN_RETURN_IF_ERROR(CheckKeys(raw, top, ""));
   for (const char* k : {"d", "tasks", "behaviors", "L", "blocks", "heads", "d_ff", "fields", "mtl", "towers"}) {
     if (!raw.contains(k)) return Bad(k, "missing");

@@ -132,11 +132,11 @@ Result<std::vector<uint8_t>> SerializeDtrn(const ModelDesc& m) {
   const auto gates_v = b.CreateVector(gates);
   const auto seq_fields_v = b.CreateVector(seq_fields);
   const auto digest = b.CreateString(m.checkpoint_digest);
-  auto root = f::CreateModel(b, format::kFormatVersion, name, producer, c.d, tasks_v, behaviors_v, c.L, c.blocks,
-                             c.heads, c.d_ff, tables_v, fields_v, c.item_table, c.pooling, c.mtl, c.experts_shared,
-                             c.experts_per_task, expert_hidden_v, towers_hidden_v, c.trm_hidden, m.positions, m.cln,
-                             blocks_v, query, trm_v, experts_v, towers_v, tensors_v, decisions_v, gates_v,
-                             seq_fields_v, digest);
+  auto root =
+      f::CreateModel(b, format::kFormatVersion, name, producer, c.d, tasks_v, behaviors_v, c.L, c.blocks, c.heads,
+                     c.d_ff, tables_v, fields_v, c.item_table, c.pooling, c.mtl, c.experts_shared, c.experts_per_task,
+                     expert_hidden_v, towers_hidden_v, c.trm_hidden, m.positions, m.cln, blocks_v, query, trm_v,
+                     experts_v, towers_v, tensors_v, decisions_v, gates_v, seq_fields_v, digest);
   f::FinishModelBuffer(b, root);
   return format::WriteFile(b.GetBufferPointer(), b.GetSize(), segment.data(), segment.size());
 }

@@ -168,12 +168,18 @@ std::string ReportJson(const CompareMetrics& m, const std::vector<std::string>& 
                         {"auc_int8", num(m.auc_test[k])},
                         {"auc_delta", num(std::fabs(m.auc_ref[k] - m.auc_test[k]))}});
   }
-  j["comparison"] = {
-      {"requests", m.requests},        {"candidates", m.candidates}, {"tasks", per_task},
-      {"mean_abs_dp", m.mean_abs_dp},  {"max_abs_dp", m.max_abs_dp}, {"mean_kendall_tau", num(m.mean_tau)},
-      {"tau_requests", m.tau_requests}, {"ties_per_request_f32", m.ties_ref},
-      {"ties_per_request_int8", m.ties_test}, {"top10_overlap", m.top10_overlap},  {"ndcg10", m.ndcg10},
-      {"fraction_at_ceiling", m.at_ceiling}};
+  j["comparison"] = {{"requests", m.requests},
+                     {"candidates", m.candidates},
+                     {"tasks", per_task},
+                     {"mean_abs_dp", m.mean_abs_dp},
+                     {"max_abs_dp", m.max_abs_dp},
+                     {"mean_kendall_tau", num(m.mean_tau)},
+                     {"tau_requests", m.tau_requests},
+                     {"ties_per_request_f32", m.ties_ref},
+                     {"ties_per_request_int8", m.ties_test},
+                     {"top10_overlap", m.top10_overlap},
+                     {"ndcg10", m.ndcg10},
+                     {"fraction_at_ceiling", m.at_ceiling}};
   j["targets"] = {{"auc_delta", t.auc_delta}, {"mean_abs_dp", t.mean_abs_dp}, {"kendall_tau", t.kendall_tau}};
   j["meets_targets"] = m.Meets(t);
   return j.dump(2) + "\n";

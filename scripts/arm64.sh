@@ -173,13 +173,13 @@ for cpu in $CPUS; do
   [ "$dot" = "$want" ] || { note "FAIL  qemu -cpu $cpu: cpuinfo reports dot=$dot, expected $want"; exit 1; }
 done
 
-# Which int8 instructions XNNPACK's qc8 GEMM executes under each CPU model: the int8 dense-layer
-# tests (kernels_test Dense.Int8*) under qemu's instruction log, counted by encoding (qemu 7.2's
-# disassembler does not know the dot-product instructions). Dot product: SDOT (4x16c4 / 1x16c4
-# neondot kernels); without: SMULL/SMLAL (2x8c8 neon_mlal). Debian's XNNPACK has no i8mm kernel.
+# Which int8 instructions our int8 kernels execute under each CPU model: the int8 kernel
+# tests (kernels_test Int8Kernels.*) under qemu's instruction log, counted by encoding (qemu
+# 7.2's disassembler does not know the dot-product instructions). With the dot product the
+# neon-dotprod kernel runs (SDOT); without it, only the portable one (no SDOT).
 for cpu in $CPUS; do
   QEMU_CPU=$cpu "$LAUNCHER" -d in_asm,nochain -D "$B/qemu-in_asm-$cpu.log" "$B/tests/kernels_test" \
-    --gtest_filter='Dense.Int8*' > /dev/null
+    --gtest_filter='Int8Kernels.*' > /dev/null
   line=$(python3 - "$B/qemu-in_asm-$cpu.log" <<'EOF'
 import sys
 n = dict(sdot=0, smmla=0, smlal=0)
@@ -294,10 +294,7 @@ done
 # 5. Cross-platform checks on the committed example (examples/small).
 #    a. The arm64 dtrn-convert (under qemu) and the x86 one write equivalent files: the same
 #       constant segment (every tensor byte), the same layers, quantization and int8
-#       decisions (dtrn-inspect), identical scores. (Not byte-identical today: the FlatBuffer
-#       tables are laid out in the order the compiler evaluates the nested builder calls in
-#       dtrn_writer.cc, and the int8 decisions' measured text depends on whether the
-#       converting machine has AVX-512 VNNI; docs/platforms.md.) Full mode only for int8:
+#       decisions (dtrn-inspect), identical scores, byte-identical files. Full mode only for int8:
 #       the int8 conversion (calibration, per-layer measurements) takes minutes under qemu.
 #    b. The x86-converted files scored on arm64 (dtrn-run) under each CPU model: f32 vs the
 #       reference's goldens (1e-5 / 1e-4), int8 vs f32 (mean |dp| <= 0.01); int8 and f32
@@ -326,6 +323,9 @@ for p in "${xcheck_precisions[@]}"; do
      cmp -s "$X/inspect-x86-$p.txt" "$X/inspect-arm64-$p.txt" &&
      cmp -s "$X/by-x86-converter-$p.jsonl" "$X/by-arm64-converter-$p.jsonl"; then
     note "check dtrn-convert $p on arm64 vs x86: equivalent (segment, layers, decisions, scores identical; byte-identical file: $same_bytes)"
+    # The writer builds every FlatBuffer child before its parent and every int8 kernel gives
+    # the same bits, so the two converters must write the same bytes.
+    [ "$same_bytes" = yes ] || { note "FAIL  dtrn-convert $p: arm64 and x86 files differ in bytes"; FAILED=1; }
   else
     note "FAIL  dtrn-convert $p on arm64 vs x86: files not equivalent (see $X)"; FAILED=1
   fi

@@ -148,8 +148,7 @@ Status MultiTaskHead::RunMlp(Mlp& mlp, size_t row0, size_t rows, float* out, con
     return mlp.split->Run(row0, rows, tile_, r_rest_.data(), q, a_uc_.data(), a_item_.data(), out, x.pool, mix, ldmix);
   float* h = split_out_.Reserve(rows * mlp.split->out_features());
   if (h == nullptr) return OutOfMemory("head split layer output");
-  DTRN_RETURN_IF_ERROR(
-      mlp.split->Run(row0, rows, tile_, r_rest_.data(), q, a_uc_.data(), a_item_.data(), h, x.pool));
+  DTRN_RETURN_IF_ERROR(mlp.split->Run(row0, rows, tile_, r_rest_.data(), q, a_uc_.data(), a_item_.data(), h, x.pool));
   if (mlp.rest) {
     float* y = mlp.last ? expert_hidden_.Reserve(rows * mlp.rest->out_features()) : out;
     if (y == nullptr) return OutOfMemory("head hidden layer");
@@ -175,8 +174,7 @@ Status MultiTaskHead::Run(size_t T, const FieldEmbeddings& emb, const Tim& tim, 
     // each item slot's embeddings per candidate (slot-major: row s·T + c).
     DTRN_RETURN_IF_ERROR(q_int_.Quantize(K_ * T, m_.B * d_, r_int_.data(), m_.B * d_));
     DTRN_RETURN_IF_ERROR(q_items_.Reserve(n_item_ * T, d_));
-    for (size_t s = 0; s < n_item_; ++s)
-      q_items_.QuantizeInto(s * T, T, emb.items() + s * d_, emb.item_stride());
+    for (size_t s = 0; s < n_item_; ++s) q_items_.QuantizeInto(s * T, T, emb.items() + s * d_, emb.item_stride());
   }
   const float* tower_in = nullptr;  // towers head: the towers read r_k themselves
   size_t tower_w = 0;

@@ -62,10 +62,10 @@ class MultiTaskHead {
 
   const ModelView& m_;
   size_t d_ = 0, K_ = 0, n_ = 0, D_ = 0, n_uc_ = 0, D_rest_ = 0, tile_ = 0;
-  std::vector<bool> is_uc_;   // per r_k field: user/context (constant per request)
-  std::vector<int> uc_slot_;  // its row in the per-request embedding block
+  std::vector<bool> is_uc_;     // per r_k field: user/context (constant per request)
+  std::vector<int> uc_slot_;    // its row in the per-request embedding block
   std::vector<int> item_slot_;  // per r_k field: its item slot (item fields), else -1
-  bool need_full_r_ = false;  // some MLP runs unsplit
+  bool need_full_r_ = false;    // some MLP runs unsplit
   std::vector<Mlp> experts_, gates_, towers_;
   std::vector<std::vector<ExpertUse>> expert_uses_;  // per expert, from the gates' lists
 
@@ -78,8 +78,8 @@ class MultiTaskHead {
   bool int8_split_ = false;  // some split layer is INT8 (item products shared)
   bool f32_split_ = false;   // some split layer is F32 (reads r_rest)
   size_t n_item_ = 0;
-  uint64_t epoch_ = 0;       // tiles run, for the split layers' per-tile products
-  Buffer<float> a_uc_;       // [K, T, n_uc]      TRM weights of the user/context fields
+  uint64_t epoch_ = 0;  // tiles run, for the split layers' per-tile products
+  Buffer<float> a_uc_;  // [K, T, n_uc]      TRM weights of the user/context fields
   Buffer<float> split_out_, expert_hidden_;
   Buffer<float> gate_, mix_, expert_out_, tower_out_;  // g [K, T, E_k], o [K, T, h], y, logit [T]
 };

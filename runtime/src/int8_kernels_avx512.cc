@@ -141,8 +141,9 @@ DTRN_AVX512 void QuantizeRowsAvx512(size_t rows, size_t n, const float* x, size_
         _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + j),
                          _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + j), vinv))));
       if (tail)
-        _mm_mask_storeu_epi8(qr + full, tail, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(
-                                                  _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, xr + full), vinv))));
+        _mm_mask_storeu_epi8(
+            qr + full, tail,
+            _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail, xr + full), vinv))));
     } else {
       const __m512i vz = _mm512_set1_epi32(zp[r]);
       for (j = 0; j < full; j += 16) {

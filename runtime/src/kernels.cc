@@ -123,19 +123,23 @@ void AddLayerNorm(const float* x, const float* y, size_t rows, size_t d, const f
   }
 }
 
-size_t AttentionScratch(size_t l, size_t d, size_t heads) { return (d / heads) * l + l * l; }
+size_t AttentionScratch(size_t l, size_t d, size_t heads) { return 2 * (d / heads) * l + l * l; }
 
 void SelfAttention(const float* qkv, size_t ldqkv, size_t l, size_t d, size_t heads, float* out, size_t ldo,
                    float* scratch) {
   const size_t dh = d / heads;
   const float scale = 1.f / std::sqrt(static_cast<float>(dh));
-  float* kt = scratch;     // [dh, l]
-  float* s = kt + dh * l;  // [l, l]
+  float* kt = scratch;      // [dh, l]
+  float* vh = kt + dh * l;  // [l, dh]
+  float* s = vh + dh * l;   // [l, l]
   for (size_t h = 0; h < heads; ++h) {
     Transpose(l, dh, qkv + d + h * dh, ldqkv, kt, l);
+    // Every position attends to the sequence: target attention with the l queries Q_h.
+    for (size_t j = 0; j < l; ++j) std::memcpy(vh + j * dh, qkv + 2 * d + h * dh + j * ldqkv, dh * sizeof(float));
+    if (TargetAttentionFast(l, qkv + h * dh, ldqkv, scale, kt, vh, l, dh, out + h * dh, ldo, s)) continue;
     GemmNN(l, l, dh, scale, qkv + h * dh, ldqkv, kt, l, s, l);
     SoftmaxRows(s, l, l, l);
-    GemmNN(l, dh, l, 1.f, s, l, qkv + 2 * d + h * dh, ldqkv, out + h * dh, ldo);
+    GemmNN(l, dh, l, 1.f, s, l, vh, dh, out + h * dh, ldo);
   }
 }
 
@@ -167,9 +171,9 @@ void RowF32(const float* table, int64_t row, size_t d, float* out) {
   std::memcpy(out, table + static_cast<size_t>(row) * d, d * sizeof(float));
 }
 
-DTRN_MULTIVERSION
 void RowF16(const uint16_t* table, int64_t row, size_t d, float* out) {
   const uint16_t* r = table + static_cast<size_t>(row) * d;
+  if (RowF16Fast(r, d, out)) return;
   for (size_t i = 0; i < d; ++i) out[i] = HalfToFloat(r[i]);
 }
 

@@ -82,6 +82,7 @@ bool TargetAttentionFast(size_t T, const float* q, size_t ldq, float scale, cons
                          size_t d, float* u, size_t ldu, float* scores);
 bool SigmoidFast(size_t n, const float* x, float factor, float* y);
 bool AxpyInt8Fast(size_t n, float a, const int8_t* x, float* y);
+bool RowF16Fast(const uint16_t* row, size_t d, float* out);  // F16C: exact, as HalfToFloat
 
 // y[i] += a · x[i] for int8 x (the split layers' per-request products on int8 weights).
 void AxpyInt8(size_t n, float a, const int8_t* x, float* y);

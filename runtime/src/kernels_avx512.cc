@@ -166,6 +166,19 @@ DTRN_AVX512F void AxpyInt8Avx512(size_t n, float a, const int8_t* x, float* y) {
 
 }  // namespace
 
+__attribute__((target("avx2,f16c"))) bool RowF16Fast(const uint16_t* row, size_t d, float* out) {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+  }();
+  if (!ok) return false;
+  size_t i = 0;
+  for (; i + 8 <= d; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i))));
+  for (; i < d; ++i) out[i] = HalfToFloat(row[i]);
+  return true;
+}
+
 bool AxpyInt8Fast(size_t n, float a, const int8_t* x, float* y) {
   if (!HasAvx512()) return false;
   AxpyInt8Avx512(n, a, x, y);
@@ -196,6 +209,7 @@ bool TargetAttentionFast(size_t, const float*, size_t, float, const float*, cons
 }
 bool SigmoidFast(size_t, const float*, float, float*) { return false; }
 bool AxpyInt8Fast(size_t, float, const int8_t*, float*) { return false; }
+bool RowF16Fast(const uint16_t*, size_t, float*) { return false; }
 }  // namespace dtrn::kernels
 
 #endif
