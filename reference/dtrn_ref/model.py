@@ -149,6 +149,10 @@ class TRM(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(n, t)
         self.fc2 = nn.Linear(t, n)
+        # At initialisation z is close to 0 (LayerNorm outputs average to 0 at beta = 0, embeddings are
+        # small), so fc1's output is about its bias: PyTorch's random bias left every hidden unit dead
+        # (relu 0, no gradient ever) with probability 2^-t per task. A zero bias keeps them alive.
+        nn.init.zeros_(self.fc1.bias)
         nn.init.zeros_(self.fc2.weight)  # neutral at initialisation: a = 1
         nn.init.zeros_(self.fc2.bias)
 
