@@ -5,6 +5,7 @@ import sys
 # command -> (module, one-line summary); each module has main(argv) -> exit code.
 COMMANDS = {
     "train": ("dtrn_ref.train", "train DTRN or a baseline on synthetic data or a behaviour log; export a checkpoint"),
+    "compare": ("dtrn_ref.compare", "train several models over seeds with one budget; per-task AUC/GAUC with paired SEs"),
     "golden": ("dtrn_ref.golden", "score requests with a checkpoint in float: the oracle for the C++ parity tests"),
     "requests": ("dtrn_ref.requests_cli", "write synthetic requests for a config"),
     "init": ("dtrn_ref.golden", "export a randomly initialised checkpoint for a config (tests): see 'init --help'"),

@@ -47,11 +47,12 @@ def brute(rows, user, t, beh, L):
 
 
 def rows_of(text, bmap):
+    """(user, item, category, name, time, line) per event; a raw type mapped to several names gives several."""
     out = []
     for n, line in enumerate(text.strip().splitlines(), 1):
         u, i, c, b, t = line.split(",")
-        if bmap[b]:
-            out.append((int(u), int(i), int(c), bmap[b], int(t), n))
+        for name in bmap[b]:
+            out.append((int(u), int(i), int(c), name, int(t), n))
     return out
 
 
