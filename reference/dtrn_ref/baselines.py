@@ -5,7 +5,8 @@ same dense projections) plus one pooled vector per behaviour sequence (no TIM, n
 mean of the events' embeddings (E_item + the seq_fields' embeddings, as DTRN's events), or with
 `target_attention` DTRN's target attention applied to the events themselves (event embedding plus
 learned position; q = W_q e(candidate) + c_q; softmax(q . x_j / sqrt(d)) over valid positions),
-DIN-style, so the table can tell the attention from the rest of DTRN. The concatenation x [M, (F + B) * d] has DTRN's r_k width, and the sizes come from
+DIN-style, so the table can tell the attention from the rest of DTRN. The concatenation
+x [M, (F + B) * d] has DTRN's r_k width, and the sizes come from
 the config's `experts` and `towers`, so the trainer compares bottoms, not capacity:
 - shared-bottom: one MLP (experts.hidden) shared by all tasks, a tower per task;
 - mmoe: experts.shared + K * experts.per_task shared experts, a softmax gate per task;
@@ -18,7 +19,8 @@ import math
 import torch
 import torch.nn as nn
 
-from .config import fields as cfg_fields, item_table, num_fields, seq_field_defs, tables
+from .config import fields as cfg_fields
+from .config import item_table, num_fields, seq_field_defs, tables
 
 BASELINES = ("shared-bottom", "mmoe", "ple")
 

@@ -23,6 +23,7 @@ import time
 import numpy as np
 import torch
 
+from . import metrics as MX
 from . import train as T
 from .config import ConfigError, load_config
 from .logs import LogError
@@ -43,6 +44,8 @@ def parse_args(argv):
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS}), or 'all'")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
     p.add_argument("--out", default=None, help="output folder (default runs/compare-<config>-<data>)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="seeds trained in parallel processes (default 1; 2 uses both cores of a 2-core machine)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 300 training and 200 evaluation requests, 2 epochs (unless given)")
     T.add_training_args(p)
@@ -92,6 +95,16 @@ def summarise(results, models, tasks, ref):
                 if ref in models:
                     diff = [results[s][m]["test"][t][metric] - results[s][ref]["test"][t][metric] for s in seeds]
                     row[f"{t}.{metric}.diff"] = _mean_se(diff)
+        if ref in models and m != ref and all("_group_aucs" in results[s][m] for s in seeds):
+            for t in tasks:  # paired GAUC difference, SE by resampling users within each seed
+                parts = []
+                for s in seeds:
+                    g0, a0, w0 = results[s][ref]["_group_aucs"][t]
+                    g1, a1, _ = results[s][m]["_group_aucs"][t]
+                    assert np.array_equal(g0, g1)
+                    parts.append(MX.paired_gauc_bootstrap(a0, a1, w0, seed=s))
+                row[f"{t}.gauc.diff_users"] = (float(np.mean([p[0] for p in parts])),
+                                               float(math.sqrt(sum(p[1] ** 2 for p in parts)) / len(parts)))
         row["train_s"] = _mean_se([results[s][m]["train_s"] for s in seeds])[0]
         row["epochs"] = [results[s][m]["best_epoch"] for s in seeds]
         out["models"][m] = row
@@ -102,8 +115,20 @@ def summarise(results, models, tasks, ref):
                  for s in seeds]
             mean, se = _mean_se(d)
             gate[t] = {"diff": mean, "se": se, "z": mean / se if se and not math.isnan(se) and se > 0 else float("nan")}
-        out["gate"] = {"per_task": gate,
-                       "passed": any(g["z"] >= 3 for g in gate.values() if not math.isnan(g["z"]))}
+        users = {}
+        for t in tasks:  # GAUC difference, SE by resampling users (test-set noise only, not training noise)
+            v = out["models"]["single-task"].get(f"{t}.gauc.diff_users") if "shared-bottom" == ref else None
+            if v is None and all("_group_aucs" in results[s]["single-task"] for s in seeds):
+                parts = [MX.paired_gauc_bootstrap(results[s]["shared-bottom"]["_group_aucs"][t][1],
+                                                  results[s]["single-task"]["_group_aucs"][t][1],
+                                                  results[s]["shared-bottom"]["_group_aucs"][t][2], seed=s)
+                         for s in seeds]
+                v = (float(np.mean([p[0] for p in parts])), float(math.sqrt(sum(p[1] ** 2 for p in parts)) / len(parts)))
+            if v is not None:
+                users[t] = {"diff": v[0], "se": v[1], "z": v[0] / v[1] if v[1] > 0 else float("nan")}
+        out["gate"] = {"per_task": gate, "gauc_users": users,
+                       "passed": any(g["z"] >= 3 for g in gate.values() if not math.isnan(g["z"])),
+                       "passed_users": any(g["z"] >= 3 for g in users.values() if not math.isnan(g["z"]))}
     return out
 
 
@@ -111,7 +136,8 @@ def table(summary, tasks, meta):
     ref = summary["reference"]
     lines = [f"{meta}", ""]
     head = ["model"] + [f"{t} AUC" for t in tasks] + [f"{t} ΔAUC vs {ref}" for t in tasks] + \
-        [f"{t} GAUC" for t in tasks] + [f"{t} ΔGAUC vs {ref}" for t in tasks] + ["best epochs", "train s"]
+        [f"{t} GAUC" for t in tasks] + [f"{t} ΔGAUC vs {ref} (SE seeds; SE users)" for t in tasks] + \
+        ["best epochs", "train s"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for m, row in summary["models"].items():
@@ -119,7 +145,9 @@ def table(summary, tasks, meta):
         cells += [_pm(*row[f"{t}.auc"]) for t in tasks]
         cells += ["—" if m == ref else _pm(*row.get(f"{t}.auc.diff", (float("nan"),) * 2)) for t in tasks]
         cells += [_pm(*row[f"{t}.gauc"]) for t in tasks]
-        cells += ["—" if m == ref else _pm(*row.get(f"{t}.gauc.diff", (float("nan"),) * 2)) for t in tasks]
+        cells += ["—" if m == ref else _pm(*row.get(f"{t}.gauc.diff", (float("nan"),) * 2))
+                  + (f"; {row[f'{t}.gauc.diff_users'][1]:.4f}" if f"{t}.gauc.diff_users" in row else "")
+                  for t in tasks]
         ep = row["epochs"]
         cells.append(", ".join("/".join(map(str, e)) if isinstance(e, list) else str(e) for e in ep))
         cells.append(f"{row['train_s']:.0f}")
@@ -131,7 +159,45 @@ def table(summary, tasks, meta):
                   "", "| task | single-task − shared-bottom | SE | z |", "|---|---|---|---|"]
         for t, v in g["per_task"].items():
             lines.append(f"| {t} | {v['diff']:+.4f} | {v['se']:.4f} | {v['z']:.1f} |")
+        if g.get("gauc_users"):
+            lines += ["", "The same on test GAUC with the standard error from resampling users (test-set noise only; "
+                          "the seed SE above also holds training noise): "
+                      + ("PASSED" if g["passed_users"] else "NOT PASSED"), "",
+                      "| task | single-task − shared-bottom GAUC | SE (users) | z |", "|---|---|---|---|"]
+            for t, v in g["gauc_users"].items():
+                lines.append(f"| {t} | {v['diff']:+.4f} | {v['se']:.4f} | {v['z']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def run_seed(args, cfg, s, device_name):
+    """Draw seed s's data and train every model on it -> (per-model results, oracle metrics, sizes)."""
+    from . import metrics as MX
+    say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    torch.set_num_threads(args.threads)
+    device = torch.device(device_name)
+    t0 = time.time()
+    data = T.load_data(args, cfg, seed=s)
+    sizes = {k: (len(v), v.num_candidates) for k, v in data.items()}
+    say(f"[seed {s}] data: " + ", ".join(f"{k} {n} requests / {m} candidates" for k, (n, m) in sizes.items())
+        + f" ({time.time() - t0:.0f} s)")
+    oracle = None
+    if getattr(data["test"], "oracle", None) is not None:
+        lab = np.asarray(data["test"].labels)
+        grp = np.repeat(np.arange(len(data["test"])), np.diff(np.asarray(data["test"].cand_off)))
+        oracle = MX.task_metrics(cfg["tasks"], lab, data["test"].oracle, grp)
+    out = {}
+    for i, m in enumerate(args.model_list, 1):
+        t1 = time.time()
+        r = T.fit(T.build_model_seeded(m, cfg, s), data, cfg, args, device, seed=s)
+        out[m] = {k: v for k, v in r.items() if k not in ("model", "test_predictions", "history")}
+        out[m]["validation_mean_auc"] = [h["mean_auc"] for h in r["history"]]
+        lg, lb, gr = r["test_predictions"]
+        # per-request (= per-user) AUCs, for the GAUC bootstrap over users (kept in memory only)
+        out[m]["_group_aucs"] = {t: MX.group_aucs(lb[:, k], lg[:, k], gr) for k, t in enumerate(cfg["tasks"])}
+        say(f"[seed {s}] {m} ({i}/{len(args.model_list)}): " + "  ".join(
+            f"{t} auc {v['auc']:.4f} gauc {v['gauc']:.4f}" for t, v in r["test"].items())
+            + f"  (best epoch {r['best_epoch']}, {time.time() - t1:.0f} s)")
+    return out, oracle, sizes
 
 
 def main(argv=None):
@@ -141,45 +207,39 @@ def main(argv=None):
     try:
         cfg = load_config(args.config)
         device = T._device(args.device, 0)
-        torch.set_num_threads(args.threads)
         out = args.out or os.path.join("runs", f"compare-{cfg.get('name', 'config')}-"
                                                f"{os.path.basename(args.data.rstrip('/')).replace(':', '-')}")
         os.makedirs(out, exist_ok=True)
-        results, t_all = {}, time.time()
-        extra = {}
-        n_runs, done = args.seeds * len(args.model_list), 0
-        for s in range(args.seeds):
-            t0 = time.time()
-            data = T.load_data(args, cfg, seed=s)
-            say(f"[seed {s + 1}/{args.seeds}] data: " + ", ".join(f"{k} {len(v)} requests / {v.num_candidates} "
-                                                                   "candidates" for k, v in data.items())
-                + f" ({time.time() - t0:.0f} s)")
-            if getattr(data["test"], "oracle", None) is not None:
-                from . import metrics as MX
-                o, lab = data["test"].oracle, np.asarray(data["test"].labels)
-                grp = np.repeat(np.arange(len(data["test"])), np.diff(np.asarray(data["test"].cand_off)))
-                extra.setdefault("oracle", []).append(MX.task_metrics(cfg["tasks"], lab, o, grp))
-            results[s] = {}
-            for m in args.model_list:
-                t1 = time.time()
-                torch.manual_seed(s)
-                r = T.fit(T.build_model(m, cfg), data, cfg, args, device, seed=s)
-                done += 1
-                results[s][m] = {k: v for k, v in r.items() if k not in ("model", "test_predictions", "history")}
-                results[s][m]["validation_mean_auc"] = [h["mean_auc"] for h in r["history"]]
-                elapsed = time.time() - t_all
-                say(f"[seed {s + 1}/{args.seeds}] {m}: " + "  ".join(
-                    f"{t} auc {v['auc']:.4f} gauc {v['gauc']:.4f}" for t, v in r["test"].items())
-                    + f"  (best epoch {r['best_epoch']}, {time.time() - t1:.0f} s; {done}/{n_runs} runs, "
-                      f"about {elapsed / done * (n_runs - done) / 60:.0f} min left)")
+        t_all = time.time()
+        say(f"compare: {len(args.model_list)} models x {args.seeds} seeds on {device}"
+            + (f", {args.jobs} seeds at a time" if args.jobs > 1 else "") + f"; results in {out}")
+        runs = {}
+        if args.jobs > 1:
+            import concurrent.futures as cf
+            import multiprocessing as mp
+            with cf.ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+                futs = {pool.submit(run_seed, args, cfg, s, str(device)): s for s in range(args.seeds)}
+                for f in cf.as_completed(futs):
+                    runs[futs[f]] = f.result()
+                    say(f"compare: seed {futs[f]} done ({len(runs)}/{args.seeds}, {(time.time() - t_all) / 60:.1f} min)")
+        else:
+            for s in range(args.seeds):
+                runs[s] = run_seed(args, cfg, s, str(device))
+                say(f"compare: seed {s} done ({s + 1}/{args.seeds}, {(time.time() - t_all) / 60:.1f} min)")
+        results = {s: runs[s][0] for s in sorted(runs)}
+        sizes = runs[0][2]
         summary = summarise(results, args.model_list, cfg["tasks"], args.model_list[0])
-        test = data["test"]
+        for s in results:
+            for m in results[s]:
+                results[s][m].pop("_group_aucs", None)
         meta = (f"config {cfg.get('name', args.config)}, data {args.data}, {args.seeds} seeds; per seed: "
-                f"{len(data['train'])} training, {len(data['validation'])} validation, {len(test)} test requests "
-                f"({test.num_candidates} test candidates); epochs <= {args.epochs}, patience {args.patience}, "
-                f"batch {args.batch_size}, lr {args.lr}; wall time {(time.time() - t_all) / 60:.1f} min on {device}")
-        if "oracle" in extra:
-            orc = {t: _mean_se([o[t]["auc"] for o in extra["oracle"]])[0] for t in cfg["tasks"]}
+                f"{sizes['train'][0]} training, {sizes['validation'][0]} validation, {sizes['test'][0]} test requests "
+                f"({sizes['test'][1]} test candidates); epochs <= {args.epochs}, patience {args.patience}, "
+                f"batch {args.batch_size}, lr {args.lr}; wall time {(time.time() - t_all) / 60:.1f} min on {device}"
+                + (f" ({args.jobs} processes)" if args.jobs > 1 else ""))
+        oracles = [runs[s][1] for s in sorted(runs) if runs[s][1] is not None]
+        if oracles:
+            orc = {t: _mean_se([o[t]["auc"] for o in oracles])[0] for t in cfg["tasks"]}
             meta += "; the world's true probabilities reach test AUC " + ", ".join(
                 f"{t} {v:.4f}" for t, v in orc.items()) + " (the ceiling)"
             summary["oracle_auc"] = orc

@@ -39,6 +39,7 @@ gathers), no Python loop per event or request. Requests come out as store.Column
 point into one shared, user-sorted event array (nothing is copied per request), ready for
 `Columns.save` (the memory-mapped training store) or `write_jsonl` (request files).
 """
+import json
 import os
 import re
 
@@ -277,131 +278,234 @@ def _targets(ev, task_kinds, mode):
     return tgt[np.lexsort((ev.line[tgt], ev.ts[tgt]))]
 
 
+def _ss(a, v, side="left"):
+    """np.searchsorted for many unsorted queries: searching them in sorted order is several times faster
+    (each search starts where the previous one ended, so memory is read in order)."""
+    v = np.asarray(v)
+    flat = v.reshape(-1)
+    o = np.argsort(flat)
+    out = np.empty(len(flat), dtype=np.int64)
+    out[o] = np.searchsorted(a, flat[o], side=side)
+    return out.reshape(v.shape)
+
+
 def _dense_index(a):
     """Values -> (dense int64 codes, unique values)."""
     u, inv = np.unique(a, return_inverse=True)
     return inv.astype(np.int64).reshape(-1), u
 
 
-def build_columns(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
-                  utc_offset_hours=8):
-    """Events -> {"train", "validation", "test"}: raw-id store.Columns (labels included)."""
-    from .store import Columns
-    cfg = C.load_config(cfg)
-    cmap = parse_columns(columns or DEFAULT_COLUMNS)
-    _check_config(cfg, ev, cmap)
-    if len(ev) == 0:
-        raise LogError(f"{ev.source}: no events after applying the behavior map")
-    if negatives < 0:
-        raise LogError(f"negatives must be >= 0, got {negatives}")
-    rng = np.random.default_rng([seed, 0x10C5])
-    L, B, K = cfg["L"], len(cfg["behaviors"]), len(cfg["tasks"])
-    kind_of = {n: i for i, n in enumerate(ev.names)}
-    beh_kind = np.asarray([kind_of[b] for b in cfg["behaviors"]], dtype=np.int64)
-    task_kind = [kind_of[t] for t in cfg["tasks"]]
-    nk = len(ev.names)
-    uidx, _ = _dense_index(ev.user)
-    iidx, items_u = _dense_index(ev.item)
-    n_items = len(items_u)
+class _Plan:
+    """Everything about a log that does not depend on which targets are being built (sorted events,
+    label look-ups, per-item values, split cuts); chunk(lo, hi) builds targets lo .. hi-1."""
 
-    # Events by (user, kind), time-ordered (file order breaks ties): each sequence is a slice.
-    order = np.lexsort((ev.line, ev.ts, ev.kind, uidx))
-    g_key = uidx[order] * nk + ev.kind[order]          # group id, non-decreasing along `order`
-    ts_sorted = ev.ts[order]
+    def __init__(self, ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick):
+        cfg = C.load_config(cfg)
+        cmap = parse_columns(columns or DEFAULT_COLUMNS)
+        _check_config(cfg, ev, cmap)
+        if len(ev) == 0:
+            raise LogError(f"{ev.source}: no events after applying the behavior map")
+        if negatives < 0:
+            raise LogError(f"negatives must be >= 0, got {negatives}")
+        self.cfg, self.ev, self.negatives, self.seed, self.utc = cfg, ev, negatives, seed, utc_offset_hours
+        kind_of = {n: i for i, n in enumerate(ev.names)}
+        self.beh_kind = np.asarray([kind_of[b] for b in cfg["behaviors"]], dtype=np.int64)
+        self.task_kind = [kind_of[t] for t in cfg["tasks"]]
+        self.nk = nk = len(ev.names)
+        self.uidx, _ = _dense_index(ev.user)
+        iidx, self.items_u = _dense_index(ev.item)
+        self.n_items = len(self.items_u)
+        tick("factorised users and items")
+        # Events by (user, kind), time-ordered (file order breaks ties): each sequence is a slice.
+        self.order = np.lexsort((ev.line, ev.ts, ev.kind, self.uidx))
+        self.g_key = self.uidx[self.order] * nk + ev.kind[self.order]
+        self.ts_sorted = ev.ts[self.order]
+        tick("sorted events by (user, behaviour, time)")
+        tgt = _targets(ev, self.task_kind, target)
+        self.tgt = tgt[ev.ts[tgt] > ev.ts.min()]  # the log's first second is warm-up: nothing earlier to sample
+        n = self.n = len(self.tgt)
+        if n == 0:
+            raise LogError(f"{ev.source}: no target events after the log's first second")
+        self.t_ts = ev.ts[self.tgt]
+        cut = [0]
+        for fr in np.cumsum(fractions):
+            j = int(round(fr * n))
+            j = int(np.searchsorted(self.t_ts, self.t_ts[j - 1], side="right")) if 0 < j < n else j  # a second whole
+            cut.append(max(cut[-1], j))
+        cut.append(n)
+        self.cut = cut
+        # negatives: items of events strictly before the target, by position in time order
+        by_time = np.lexsort((ev.line, ev.ts))
+        self.pool_items, self.pool_ts = ev.item[by_time], ev.ts[by_time]
+        # labels: per (user, item, task kind) the time of the user's last such event
+        is_task = np.isin(ev.kind, self.task_kind)
+        key_ev = (self.uidx[is_task] * self.n_items + iidx[is_task]) * nk + ev.kind[is_task]
+        o2 = np.lexsort((ev.ts[is_task], key_ev))
+        key_s, ts_s = key_ev[o2], ev.ts[is_task][o2]
+        last = np.ones(len(key_s), dtype=bool)
+        last[:-1] = key_s[1:] != key_s[:-1]
+        self.key_last, self.ts_last = key_s[last], ts_s[last]
+        _, first_of_item = np.unique(iidx[by_time], return_index=True)
+        self.item_first_event = by_time[first_of_item]  # per dense item: its first event
+        del by_time, key_ev, o2, key_s, ts_s, is_task, iidx
+        self.seq_raw = {"seq.item_id": ev.item[self.order]}
+        for f in C.seq_field_defs(cfg):
+            self.seq_raw["seq." + f["name"]] = ev.attr[f["name"]][self.order]
+        # What the chunks read, per target and per item; then the per-event columns can go.
+        tg = self.tgt
+        self.t_uidx, self.t_user, self.t_item, self.t_line = self.uidx[tg], ev.user[tg], ev.item[tg], ev.line[tg]
+        self.t_attr = {k: v[tg] for k, v in ev.attr.items()}
+        self.item_attr = {k: v[self.item_first_event] for k, v in ev.attr.items()}  # per dense item
+        del self.uidx, self.order, self.item_first_event
+        tick(f"{n} targets; label and negative look-ups")
 
-    tgt = _targets(ev, task_kind, target)
-    tgt = tgt[ev.ts[tgt] > ev.ts.min()]  # the log's first second is warm-up: nothing earlier to sample
-    n = len(tgt)
-    if n == 0:
-        raise LogError(f"{ev.source}: no target events after the log's first second")
-    t_user, t_ts = uidx[tgt], ev.ts[tgt]
-
-    # sequences: for each (target, behaviour), the events of (user, kind) with ts < target ts
-    q_key = t_user[:, None] * nk + beh_kind[None, :]                                   # [n, B]
-    g_lo = np.searchsorted(g_key, q_key, side="left")
-    g_hi = np.searchsorted(g_key, q_key, side="right")
-    # within a group ts is sorted: count those < t by a search on (group, ts) pairs
-    stop = _search_pairs(g_key, ts_sorted, q_key, np.broadcast_to(t_ts[:, None], q_key.shape), g_lo, g_hi)
-    start = np.maximum(g_lo, stop - L)
-    seq_len = (stop - start).reshape(-1)
-    seq_start = start.reshape(-1)
-
-    # negatives: items of events strictly before the target, by position in time order
-    by_time = np.lexsort((ev.line, ev.ts))
-    pool_items, pool_ts = ev.item[by_time], ev.ts[by_time]
-    pool_end = np.searchsorted(pool_ts, t_ts, side="left")[:, None]
-    tgt_items = ev.item[tgt][:, None]
-    neg = pool_items[(rng.random((n, negatives)) * pool_end).astype(np.int64)]
-    bad = neg == tgt_items
-    for _ in range(100):  # a negative is never the target item itself
-        if not bad.any():
-            break
-        rows = np.nonzero(bad)[0]
-        neg[bad] = pool_items[(rng.random(len(rows)) * pool_end[rows, 0]).astype(np.int64)]
+    def chunk(self, lo, hi, rng):
+        """Raw-id Columns of targets lo .. hi-1 (their sequences point into self.seq_raw)."""
+        from .store import Columns
+        cfg, nk, L, K = self.cfg, self.nk, self.cfg["L"], len(self.cfg["tasks"])
+        t_ts = self.t_ts[lo:hi]
+        n, negatives = len(t_ts), self.negatives
+        t_user = self.t_uidx[lo:hi]
+        q_key = t_user[:, None] * nk + self.beh_kind[None, :]                          # [n, B]
+        g_lo = _ss(self.g_key, q_key, side="left")
+        g_hi = _ss(self.g_key, q_key, side="right")
+        stop = _search_pairs(self.g_key, self.ts_sorted, q_key, np.broadcast_to(t_ts[:, None], q_key.shape),
+                             g_lo, g_hi)
+        start = np.maximum(g_lo, stop - L)
+        seq_len, seq_start = (stop - start).reshape(-1), start.reshape(-1)
+        pool_end = _ss(self.pool_ts, t_ts, side="left")[:, None]
+        tgt_items = self.t_item[lo:hi, None]
+        neg = self.pool_items[(rng.random((n, negatives)) * pool_end).astype(np.int64)]
         bad = neg == tgt_items
-    cand = np.concatenate([tgt_items, neg], axis=1)
-    keep = np.concatenate([np.ones((n, 1), dtype=bool), ~bad], axis=1)  # a pool of only the target: fewer
-    perm = rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1)
-    cand, keep = np.take_along_axis(cand, perm, axis=1), np.take_along_axis(keep, perm, axis=1)
-    counts = keep.sum(1)
-    cand_flat = cand[keep]
-    cand_req = np.repeat(np.arange(n), counts)
+        for _ in range(100):  # a negative is never the target item itself
+            if not bad.any():
+                break
+            rows = np.nonzero(bad)[0]
+            neg[bad] = self.pool_items[(rng.random(len(rows)) * pool_end[rows, 0]).astype(np.int64)]
+            bad = neg == tgt_items
+        cand = np.concatenate([tgt_items, neg], axis=1)
+        keep = np.concatenate([np.ones((n, 1), dtype=bool), ~bad], axis=1)  # a pool of only the target: fewer
+        perm = rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1)
+        cand, keep = np.take_along_axis(cand, perm, axis=1), np.take_along_axis(keep, perm, axis=1)
+        del neg, bad, perm
+        counts = keep.sum(1)
+        cand_flat = cand[keep]
+        cand_req = np.repeat(np.arange(n), counts)
+        cand_item = _ss(self.items_u, cand_flat)
+        labels = np.zeros((len(cand_flat), K), dtype=np.int8)
+        base = (t_user[cand_req] * self.n_items + cand_item) * nk
+        o = np.argsort(base)  # one sort of the queries serves every task (+ kk keeps the order)
+        base_s, ts_q = base[o], t_ts[cand_req][o]
+        del base
+        for k, kk in enumerate(self.task_kind):
+            q = base_s + kk
+            pos = np.searchsorted(self.key_last, q)
+            pos_c = np.minimum(pos, len(self.key_last) - 1)
+            found = (pos < len(self.key_last)) & (self.key_last[pos_c] == q)
+            labels[o, k] = found & (self.ts_last[pos_c] >= ts_q)
+        del base_s, ts_q, o
+        req, candc = {}, {}
+        for f in C.fields(cfg, "user") + C.fields(cfg, "context"):
+            nme = f["name"]
+            if nme == "user_id":
+                v = self.t_user[lo:hi]
+            elif nme in self.t_attr:
+                v = self.t_attr[nme][lo:hi]
+            else:  # hour of day of the target time
+                v = ((t_ts + self.utc * 3600) // 3600) % 24
+            req["req." + nme] = v.astype(np.int64)
+        for f in C.fields(cfg, "item"):
+            nme = f["name"]
+            v = cand_flat if nme == "item_id" else self.item_attr[nme][cand_item]
+            candc["cand." + nme] = v.astype(np.int64)
+        id_bytes, id_off = Columns.encode_ids(
+            [f"{u}-{t}-{ln}" for u, t, ln in zip(self.t_user[lo:hi].tolist(), t_ts.tolist(),
+                                                  self.t_line[lo:hi].tolist())])
+        cand_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=cand_off[1:])
+        return Columns(cfg, id_bytes, id_off, req, seq_start, seq_len, self.seq_raw, cand_off, candc, labels, None,
+                       rows=False)
 
-    # labels: the user's last event of task kind k with the candidate item is at or after the target
-    cand_item = np.searchsorted(items_u, cand_flat)
-    labels = np.zeros((len(cand_flat), K), dtype=np.int8)
-    is_task = np.isin(ev.kind, task_kind)
-    key_ev = (uidx[is_task] * n_items + iidx[is_task]) * nk + ev.kind[is_task]
-    o2 = np.lexsort((ev.ts[is_task], key_ev))
-    key_s, ts_s = key_ev[o2], ev.ts[is_task][o2]
-    last = np.ones(len(key_s), dtype=bool)
-    last[:-1] = key_s[1:] != key_s[:-1]
-    key_last, ts_last = key_s[last], ts_s[last]
-    for k, kk in enumerate(task_kind):
-        q = (t_user[cand_req] * n_items + cand_item) * nk + kk
-        pos = np.searchsorted(key_last, q)
-        pos_c = np.minimum(pos, len(key_last) - 1)
-        found = (pos < len(key_last)) & (key_last[pos_c] == q)
-        labels[:, k] = found & (ts_last[pos_c] >= t_ts[cand_req])
 
-    # field values
-    first_pos = np.lexsort((ev.line, ev.ts))                       # time order
-    _, first_of_item = np.unique(iidx[first_pos], return_index=True)
-    item_first_event = first_pos[first_of_item]                     # per dense item: its first event
-    req, candc = {}, {}
-    for f in C.fields(cfg, "user") + C.fields(cfg, "context"):
-        nme = f["name"]
-        if nme == "user_id":
-            v = ev.user[tgt]
-        elif nme in ev.attr:
-            v = ev.attr[nme][tgt]
-        else:  # hour of day of the target time
-            v = ((t_ts + utc_offset_hours * 3600) // 3600) % 24
-        req["req." + nme] = v.astype(np.int64)
-    for f in C.fields(cfg, "item"):
-        nme = f["name"]
-        v = cand_flat if nme == "item_id" else ev.attr[nme][item_first_event[cand_item]]
-        candc["cand." + nme] = v.astype(np.int64)
-    seq = {"seq.item_id": ev.item[order]}
-    for f in C.seq_field_defs(cfg):
-        seq["seq." + f["name"]] = ev.attr[f["name"]][order]
-    ids = np.char.add(np.char.add(np.char.add(np.char.add(ev.user[tgt].astype(str), "-"), t_ts.astype(str)), "-"),
-                      ev.line[tgt].astype(str))
-    id_len = np.char.str_len(ids).astype(np.int64)
-    id_off = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(id_len, out=id_off[1:])
-    id_bytes = np.frombuffer("".join(ids.tolist()).encode("ascii"), dtype=np.uint8).copy()
-    cand_off = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=cand_off[1:])
-    cols = Columns(cfg, id_bytes, id_off, req, seq_start, seq_len, seq, cand_off, candc, labels, None, rows=False)
+def _ticker(progress):
+    import time
+    clock = [time.time()]
 
-    cut = [0]
-    for fr in np.cumsum(fractions):
-        j = int(round(fr * n))
-        j = int(np.searchsorted(t_ts, t_ts[j - 1], side="right")) if 0 < j < n else j  # keep a second whole
-        cut.append(max(cut[-1], j))
-    cut.append(n)
-    return {s: cols.take(np.arange(cut[i], cut[i + 1])) for i, s in enumerate(("train", "validation", "test"))}
+    def tick(what):
+        if progress is not None:
+            now = time.time()
+            progress(f"{what} ({now - clock[0]:.1f} s)")
+            clock[0] = now
+    return tick
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def build_columns(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
+                  utc_offset_hours=8, progress=None):
+    """Events -> {"train", "validation", "test"}: raw-id store.Columns (labels included), in memory.
+    `progress`, if given, is called with a line per phase (and its time). For logs whose requests do not
+    fit in memory, build_store writes them to disk chunk by chunk."""
+    tick = _ticker(progress)
+    plan = _Plan(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
+    cols = plan.chunk(0, plan.n, np.random.default_rng([seed, 0x10C5]))
+    tick("requests")
+    return {s: cols.take(np.arange(plan.cut[i], plan.cut[i + 1])) for i, s in enumerate(SPLITS)}
+
+
+def build_store(ev, cfg, out, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
+                utc_offset_hours=8, chunk=1_000_000, jsonl=("validation", "test"), max_jsonl=None, progress=None):
+    """Events -> request stores out/{train,validation,test} (store.Columns.load reads them), built
+    `chunk` targets at a time and appended to the stores' files, so memory holds the log's events and
+    one chunk, never all requests; also out/<split>.jsonl for the splits in `jsonl` (raw ids, at most
+    max_jsonl requests each). Chunk c draws its negatives with the generator [seed, 0x10C5, c].
+    Returns {split: requests}."""
+    from .store import StoreWriter
+    tick = _ticker(progress)
+    plan = _Plan(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
+    cfg = plan.cfg
+    os.makedirs(out, exist_ok=True)
+    # the events' table rows, once (every chunk's sequences point into them)
+    seq_rows = StoreWriter.event_rows(cfg, plan.seq_raw)
+    if not jsonl:  # the JSON Lines writer needs the raw ids; the stores need only the rows
+        plan.seq_raw = {k: v[:0] for k, v in plan.seq_raw.items()}
+    plan.ev = ev = None  # every per-event column the chunks need is in the plan
+    writers = {s: StoreWriter(os.path.join(out, s), cfg, len(seq_rows["seq.item_id"])) for s in SPLITS}
+    js = {}
+    for s in jsonl:
+        if s not in SPLITS:
+            raise LogError(f"jsonl: unknown split '{s}' (train, validation, test)")
+        js[s] = [open(os.path.join(out, f"{s}.jsonl.tmp{os.getpid()}"), "w", encoding="utf-8"), 0]
+    try:
+        for c, lo in enumerate(range(0, plan.n, chunk)):
+            hi = min(plan.n, lo + chunk)
+            cols = plan.chunk(lo, hi, np.random.default_rng([seed, 0x10C5, c]))
+            for i, s in enumerate(SPLITS):
+                a, b = max(lo, plan.cut[i]), min(hi, plan.cut[i + 1])
+                if a >= b:
+                    continue
+                part = cols.take(np.arange(a - lo, b - lo))
+                writers[s].append(part)
+                if s in js:
+                    fh, done = js[s]
+                    room = len(part) if max_jsonl is None else max(0, min(len(part), max_jsonl - done))
+                    for d in part.iter_dicts(0, room):
+                        fh.write(json.dumps(d, separators=(",", ":")) + "\n")
+                    js[s][1] += room
+            tick(f"targets {lo}..{hi - 1} of {plan.n}")
+        counts = {s: w.close(seq_rows) for s, w in writers.items()}
+        for s, (fh, _) in js.items():
+            fh.close()
+            os.replace(fh.name, os.path.join(out, f"{s}.jsonl"))
+        tick("stores closed")
+    finally:
+        for fh, _ in js.values():
+            if not fh.closed:
+                fh.close()
+            if os.path.exists(fh.name):
+                os.unlink(fh.name)
+    return counts
 
 
 def _search_pairs(g_key, ts_sorted, q_key, q_ts, lo, hi):
@@ -413,7 +517,7 @@ def _search_pairs(g_key, ts_sorted, q_key, q_ts, lo, hi):
     gmax = int(max(g_key.max(), np.max(q_key))) + 1
     if span < (1 << 40) and gmax < (1 << 22):  # one search over (group, time) packed in an int64
         packed = g_key * span + (ts_sorted - t0)
-        return np.searchsorted(packed, q_key * span + (np.asarray(q_ts) - t0), side="left")
+        return _ss(packed, q_key * span + (np.asarray(q_ts) - t0), side="left")
     # a binary search per query, vectorised: ~log2(max group) rounds over all queries at once
     lo, hi = lo.copy(), hi.copy()
     q_ts = np.asarray(q_ts)

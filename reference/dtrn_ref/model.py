@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
 
-from .config import fields as cfg_fields, gate_experts, item_table, n_ln, num_experts, num_fields, \
-    seq_field_defs, tables, tower_input_width
+from .config import fields as cfg_fields
+from .config import gate_experts, item_table, n_ln, num_experts, num_fields, seq_field_defs, tables, tower_input_width
 
 # Training-only variants of DTRN for ablations (python3 -m dtrn_ref compare); none of them exports.
 VARIANTS = ("no-hyper", "no-trm")

@@ -6,13 +6,15 @@ collate stacks parsed requests into a Batch the model consumes. Errors name line
 import json
 import math
 import os
-from dataclasses import dataclass, fields as dc_fields
+from dataclasses import dataclass
+from dataclasses import fields as dc_fields
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 
-from .config import fields as cfg_fields, item_table, loads_strict, seq_field_defs, tables
+from .config import fields as cfg_fields
+from .config import item_table, loads_strict, seq_field_defs, tables
 from .hashing import INT64_MAX, INT64_MIN, IdError, id_to_row, ids_to_rows
 
 REQUEST_KEYS = ("id", "user", "context", "behaviors", "candidates", "labels", "weights")
@@ -140,6 +142,13 @@ def _show(x):
     return t if len(t) <= 60 else t[:57] + "..."
 
 
+def _big(x):
+    """A number too large for float32, for a message (a literal like 1e400 arrives here as inf)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "a number that overflows double (such as 1e400)"
+    return _show(x)
+
+
 def _dense(v, width, ctx, field):
     if not isinstance(v, list) or len(v) != width:
         got = f"{len(v)} values" if isinstance(v, list) else _show(v)
@@ -148,7 +157,7 @@ def _dense(v, width, ctx, field):
         if not _is_num(x):
             raise ctx.err(f"{field}[{i}]", f"expected a finite number, got {_show(x)}")
         if not _finite32(x):
-            raise ctx.err(f"{field}[{i}]", f"{_show(x)} is not a finite float32 (|x| <= {FLOAT32_MAX:.8g})")
+            raise ctx.err(f"{field}[{i}]", f"{_big(x)} is not a finite float32 (|x| <= {FLOAT32_MAX:.8g})")
     with np.errstate(over="ignore"):
         return np.asarray([float(x) for x in v], dtype=np.float64).astype(np.float32)
 
@@ -295,7 +304,7 @@ def parse_request(obj, cfg, line=None, source=None):
     for k in ("user", "context", "behaviors", "candidates"):
         if k not in obj:
             raise ctx.err(k, "missing")
-    K, L = len(cfg["tasks"]), cfg["L"]
+    K = len(cfg["tasks"])
 
     sparse, dense = {}, {}
     for group in ("user", "context"):
@@ -346,7 +355,7 @@ def parse_request(obj, cfg, line=None, source=None):
             if not _is_num(v):
                 raise ctx.err(f"weights[{k}]", f"expected a finite number, got {_show(v)}")
             if not _finite32(v):
-                raise ctx.err(f"weights[{k}]", f"{_show(v)} is not a finite float32 (|w| <= {FLOAT32_MAX:.8g})")
+                raise ctx.err(f"weights[{k}]", f"{_big(v)} is not a finite float32 (|w| <= {FLOAT32_MAX:.8g})")
         weights = np.asarray([float(v) for v in w], dtype=np.float64)
     return Request(rid, sparse, dense, seqs, cand_sparse, cand_dense, labels, weights, side)
 
@@ -399,7 +408,7 @@ def collate(requests, cfg):
     reqs = [r if isinstance(r, Request) else parse_request(r, cfg) for r in requests]
     if not reqs:
         raise ValueError("collate: no requests")
-    R, B, L, K = len(reqs), len(cfg["behaviors"]), cfg["L"], len(cfg["tasks"])
+    R, B, L = len(reqs), len(cfg["behaviors"]), cfg["L"]
     req_sparse, req_dense = {}, {}
     for g in ("user", "context"):
         for f in cfg_fields(cfg, g):

@@ -27,7 +27,8 @@ import os
 import numpy as np
 import torch
 
-from .config import ConfigError, config_to_json, fields as cfg_fields, load_config, seq_field_defs, tables
+from .config import ConfigError, config_to_json, load_config, seq_field_defs, tables
+from .config import fields as cfg_fields
 from .hashing import IdError, ids_to_rows
 
 FORMAT = "dtrn-requests/1"
@@ -82,7 +83,7 @@ class Columns:
     @classmethod
     def from_requests(cls, reqs, cfg):
         """Parsed Request objects (requests_io.parse_request: rows already) -> row Columns."""
-        B, K = len(cfg["behaviors"]), len(cfg["tasks"])
+        K = len(cfg["tasks"])
         ids, id_off = cls.encode_ids([r.id for r in reqs])
         req = {}
         for g in ("user", "context"):
@@ -299,17 +300,36 @@ class Columns:
             out["weights"] = self.weights
         return out
 
+    def compact(self):
+        """The same requests with only the events their sequences reference (after `take`, the event
+        arrays are still the whole log's); every sequence stays one contiguous slice."""
+        T = len(self.seq["seq.item_id"])
+        start, ln = np.asarray(self.seq_start), np.asarray(self.seq_len)
+        mark = np.zeros(T + 1, dtype=np.int64)
+        nz = ln > 0
+        np.add.at(mark, start[nz], 1)
+        np.add.at(mark, start[nz] + ln[nz], -1)
+        used = np.cumsum(mark[:-1]) > 0
+        if used.all():
+            return self
+        new_index = np.cumsum(used) - 1
+        new_start = np.where(nz, new_index[np.minimum(start, max(T - 1, 0))], 0) if T else start
+        seq = {k: np.asarray(v)[used] for k, v in self.seq.items()}
+        return Columns(self.cfg, self.ids, self.id_off, self.req, new_start.astype(np.int64), ln, seq,
+                       self.cand_off, self.cand, self.labels, self.weights, self.rows)
+
     def save(self, folder):
-        """Write row Columns as a store folder (one .npy per array + manifest.json)."""
+        """Write row Columns as a store folder (one .npy per array + manifest.json); only the events the
+        sequences reference are written."""
         if not self.rows:
             raise StoreError("save: a store holds table rows; call to_rows() first")
         os.makedirs(folder, exist_ok=True)
-        arrays = self._arrays()
+        arrays = self.compact()._arrays()
         for name, a in arrays.items():
             np.save(os.path.join(folder, name + ".npy"), np.ascontiguousarray(a), allow_pickle=False)
         manifest = {"format": FORMAT, "config": json.loads(config_to_json(self.cfg)), "rows": self.rows,
                     "requests": len(self), "candidates": self.num_candidates,
-                    "events": len(self.seq["seq.item_id"]),
+                    "events": len(arrays["seq.item_id"]),
                     "arrays": {n: {"dtype": str(a.dtype), "shape": list(a.shape)} for n, a in arrays.items()}}
         from .checkpoint import atomic_write
         atomic_write(os.path.join(folder, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
@@ -427,3 +447,118 @@ def _inputs(cfg):
     """What a store depends on: the fields (names, groups, kinds, tables, widths), behaviours, tasks, L, seq_fields."""
     return (json.dumps(cfg["fields"], sort_keys=True), cfg["behaviors"], cfg["tasks"], cfg["L"],
             cfg.get("seq_fields", []))
+
+
+class _NpyAppender:
+    """A .npy file written block by block: a fixed-size header (rewritten with the final shape on close),
+    then the raw little-endian data. np.load reads it like any .npy (format 1.0)."""
+    HEADER = 256
+
+    def __init__(self, path, dtype, tail=()):
+        self.path, self.dtype, self.tail, self.rows = path, np.dtype(dtype), tuple(tail), 0
+        self.fh = open(path, "wb")
+        self.fh.write(b"\0" * self.HEADER)
+
+    def append(self, a):
+        a = np.ascontiguousarray(a, dtype=self.dtype)
+        if a.shape[1:] != self.tail:
+            raise StoreError(f"{self.path}: appending {list(a.shape)} to rows of {list(self.tail)}")
+        self.fh.write(a.tobytes())
+        self.rows += a.shape[0]
+
+    def close(self):
+        d = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+             "shape": (self.rows,) + self.tail}
+        text = repr(d).encode("latin1")
+        pad = self.HEADER - 10 - len(text) - 1
+        if pad < 0:
+            raise StoreError(f"{self.path}: header too long")
+        header = b"\x93NUMPY\x01\x00" + (self.HEADER - 10).to_bytes(2, "little") + text + b" " * pad + b"\n"
+        self.fh.seek(0)
+        self.fh.write(header)
+        self.fh.close()
+
+
+class StoreWriter:
+    """Writes a store folder from raw-id Columns appended chunk by chunk (dtrn_ref.logs.build_store).
+    The chunks' sequences index one shared array of the log's events; close() keeps only the events the
+    requests reference and re-points the sequences at them."""
+
+    def __init__(self, folder, cfg, n_events):
+        self.folder, self.cfg = os.fspath(folder), cfg
+        os.makedirs(self.folder, exist_ok=True)
+        K = len(cfg["tasks"])
+        self.files = {"ids": _NpyAppender(self._p("ids"), np.uint8), "id_off": _NpyAppender(self._p("id_off"), np.int64),
+                      "seq_start": _NpyAppender(self._p("seq_start"), np.int64),
+                      "seq_len": _NpyAppender(self._p("seq_len"), np.int64),
+                      "cand_off": _NpyAppender(self._p("cand_off"), np.int64),
+                      "labels": _NpyAppender(self._p("labels"), np.int8, (K,))}
+        for key, (dt, tail) in _layout(cfg).items():
+            if not key.startswith("seq."):
+                self.files[key] = _NpyAppender(self._p(key), dt, tail)
+        self.files["id_off"].append(np.zeros(1, np.int64))
+        self.files["cand_off"].append(np.zeros(1, np.int64))
+        self.n_ids = self.n_cand = self.n_req = 0
+        self.mark = np.zeros(n_events + 1, dtype=np.int32)  # +1 at a sequence's start, -1 after its end
+
+    def _p(self, name):
+        return os.path.join(self.folder, name + ".npy")
+
+    @staticmethod
+    def event_rows(cfg, seq_raw):
+        """The log's event ids -> table rows, per seq array (item_id and the seq_fields)."""
+        tabs, by_name = tables(cfg), {f["name"]: f for f in cfg["fields"]}
+        out = {}
+        for key, a in seq_raw.items():
+            f = by_name[key.split(".", 1)[1]]
+            t = tabs[f["table"]]
+            try:
+                out[key] = ids_to_rows(a, t["vocab"], t["hashed"])
+            except IdError as e:
+                raise StoreError(f"a behaviour event's '{f['name']}' id {e.value} is outside [0, {t['vocab']}) of the "
+                                 f"un-hashed table '{f['table']}'") from None
+        return out
+
+    def append(self, part):
+        rows = Columns(part.cfg, part.ids, part.id_off, part.req, part.seq_start, part.seq_len,
+                       {k: v[:0] for k, v in part.seq.items()}, part.cand_off, part.cand, part.labels, None).to_rows()
+        f = self.files
+        f["ids"].append(rows.ids)
+        f["id_off"].append(rows.id_off[1:] + self.n_ids)
+        f["cand_off"].append(rows.cand_off[1:] + self.n_cand)
+        for k, v in list(rows.req.items()) + list(rows.cand.items()):
+            f[k].append(v)
+        f["labels"].append(rows.labels)
+        start, ln = np.asarray(part.seq_start), np.asarray(part.seq_len)
+        f["seq_start"].append(start)
+        f["seq_len"].append(ln)
+        nz = ln > 0
+        np.add.at(self.mark, start[nz], 1)
+        np.add.at(self.mark, start[nz] + ln[nz], -1)
+        self.n_ids += int(rows.id_off[-1])
+        self.n_cand += int(rows.cand_off[-1])
+        self.n_req += len(rows)
+
+    def close(self, seq_rows, block=1 << 22):
+        for a in self.files.values():
+            a.close()
+        used = np.cumsum(self.mark[:-1]) > 0
+        self.mark = None
+        new_index = np.cumsum(used) - 1
+        for k, v in seq_rows.items():
+            np.save(self._p(k), np.ascontiguousarray(v[used]), allow_pickle=False)
+        st = np.load(self._p("seq_start"), mmap_mode="r+")
+        ln = np.load(self._p("seq_len"), mmap_mode="r")
+        for i in range(0, len(st), block):
+            s, n = np.asarray(st[i:i + block]), np.asarray(ln[i:i + block])
+            st[i:i + block] = np.where(n > 0, new_index[np.minimum(s, max(len(new_index) - 1, 0))], 0)
+        st.flush()
+        del st, ln
+        arrays = {n: np.load(self._p(n), mmap_mode="r") for n in
+                  list(self.files) + list(seq_rows)}
+        manifest = {"format": FORMAT, "config": json.loads(config_to_json(self.cfg)), "rows": True,
+                    "requests": self.n_req, "candidates": self.n_cand, "events": int(used.sum()),
+                    "arrays": {n: {"dtype": str(a.dtype), "shape": list(a.shape)} for n, a in arrays.items()}}
+        from .checkpoint import atomic_write
+        atomic_write(os.path.join(self.folder, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
+        return self.n_req

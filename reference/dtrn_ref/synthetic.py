@@ -300,7 +300,8 @@ def oracle_log_probs(cfg, requests, world_seed=0):
 #   NT_SPREAD), and a popularity pop_i. Nothing about s_i is handed to a model except the category
 #   and what the sequences reveal: models must learn the item factors in their embeddings.
 # - Users are new in every request and carry no raw user id (user_id is 0 in every request): a
-#   user is known by their behaviour sequences alone, and every test user is unseen in training. Each user has NT_MODES interests; interest m has a
+#   user is known by their behaviour sequences alone, and every test user is unseen in training.
+#   Each user has NT_MODES interests; interest m has a
 #   "near" taste a_m and an orthogonal-ish taste b_m (independent normals). Task (or behaviour) of
 #   depth t in [0, 1] (click 0, purchase 1, cart in between) has taste
 #       tau_t,m = cos(phi_t) a_m + sin(phi_t) b_m,   phi_t = NT_CONFLICT * t,

@@ -51,6 +51,8 @@ def add_training_args(p):
                    help="synthetic: how many (default 4000); log or store: random subset of the training split")
     p.add_argument("--eval-requests", type=int, default=None,
                    help="synthetic: validation and test size each (default 1000); log or store: cap on each")
+    p.add_argument("--test-requests", type=int, default=None,
+                   help="synthetic: test size (default: --eval-requests); log or store: cap on the test split")
     p.add_argument("--candidates", type=int, default=None,
                    help="candidates per request (synthetic default 20, negative-transfer 10; log: target + 9 "
                         "negatives)")
@@ -71,7 +73,7 @@ def add_training_args(p):
 
 
 def check_training_args(p, a):
-    for k in ("epochs", "batch_size", "train_requests", "eval_requests", "candidates", "threads"):
+    for k in ("epochs", "batch_size", "train_requests", "eval_requests", "test_requests", "candidates", "threads"):
         v = getattr(a, k)
         if v is not None and v < 1:
             p.error(f"--{k.replace('_', '-')} must be at least 1")
@@ -105,14 +107,15 @@ def load_data(args, cfg, seed=None):
         if world not in WORLDS:
             raise TrainError(f"--data {args.data}: unknown synthetic world '{world}' (choose from {list(WORLDS)})")
         n_tr, n_ev = args.train_requests or 4000, args.eval_requests or 1000
+        n_te = getattr(args, "test_requests", None) or n_ev
         oracle = None
         if world == "negative-transfer":
-            cols, oracle = generate_nt_columns(cfg, n_tr + 2 * n_ev, seed, args.candidates or 10, with_oracle=True)
+            cols, oracle = generate_nt_columns(cfg, n_tr + n_ev + n_te, seed, args.candidates or 10, with_oracle=True)
         else:
-            cols = make_columns(cfg, world, n_tr + 2 * n_ev, seed, args.candidates)
+            cols = make_columns(cfg, world, n_tr + n_ev + n_te, seed, args.candidates)
         cols = cols.to_rows()
         out = {"train": cols.take(np.arange(n_tr)), "validation": cols.take(np.arange(n_tr, n_tr + n_ev)),
-               "test": cols.take(np.arange(n_tr + n_ev, n_tr + 2 * n_ev))}
+               "test": cols.take(np.arange(n_tr + n_ev, n_tr + n_ev + n_te))}
         if oracle is not None:  # the world's true logits of the test candidates (the ceiling)
             out["test"].oracle = oracle[int(cols.cand_off[n_tr + n_ev]):]
     elif os.path.isdir(args.data):
@@ -129,7 +132,7 @@ def load_data(args, cfg, seed=None):
     if not (args.data == "synthetic" or args.data.startswith("synthetic:")):
         rng = np.random.default_rng(seed)
         for split, cap in (("train", args.train_requests), ("validation", args.eval_requests),
-                           ("test", args.eval_requests)):
+                           ("test", getattr(args, "test_requests", None) or args.eval_requests)):
             if cap is not None and len(out[split]) > cap:
                 out[split] = out[split].take(np.sort(rng.choice(len(out[split]), cap, replace=False)))
     for split, cols in out.items():
@@ -163,6 +166,12 @@ def build_model(name, cfg):
     if base == "single-task":
         return SingleTask(cfg, target_attention=ta)
     return Baseline(cfg, base, target_attention=ta)
+
+
+def build_model_seeded(name, cfg, seed):
+    """build_model after seeding torch: a model's initialisation depends only on (name, seed)."""
+    torch.manual_seed(seed)
+    return build_model(name, cfg)
 
 
 def loss_fn(logits, labels):
@@ -312,7 +321,6 @@ def fit(model, data, cfg, args, device, rank=0, world=1, say=lambda *a: None, se
 
     A model with `task_modules` (single-task) is K independent models: each task keeps the epoch of its
     own best validation AUC, and training stops when every task has run out of patience."""
-    K = len(cfg["tasks"])
     torch.manual_seed(seed)
     model = model.to(device)
     net = model

@@ -4,6 +4,7 @@ import struct
 
 import pytest
 import torch
+from refutil import HEADS, requests, tiny
 from safetensors.torch import load_file, save_file
 
 from dtrn_ref import checkpoint as ck
@@ -11,7 +12,6 @@ from dtrn_ref.checkpoint import CheckpointError, expected_shapes, load_checkpoin
 from dtrn_ref.config import config_to_json
 from dtrn_ref.model import DTRN, randomize_for_tests
 from dtrn_ref.requests_io import collate
-from refutil import HEADS, requests, tiny
 
 
 def header(path):

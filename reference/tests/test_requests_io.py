@@ -4,11 +4,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from refutil import config, tiny
 
 from dtrn_ref.hashing import splitmix64
-from dtrn_ref.requests_io import (Request, RequestError, collate, parse_line, parse_request, rank, read_requests,
-                                  scores_line, write_scores)
-from refutil import config, tiny
+from dtrn_ref.requests_io import (
+    Request,
+    RequestError,
+    collate,
+    parse_line,
+    parse_request,
+    rank,
+    read_requests,
+    scores_line,
+    write_scores,
+)
 
 CFG = tiny()  # user_id hashed (50), profile dense 3, hour (24), item_id un-hashed (40), similar (table item_id), stats
 
