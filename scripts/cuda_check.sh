@@ -81,7 +81,7 @@ else
   skip train-gpu-f32 "no CUDA device"; skip train-gpu-bf16 "no CUDA device"
 fi
 step train-cpu 240 "$PY" "${TRAIN[@]}" --device cpu --threads "$(nproc)" --out "$OUT/train-cpu" --epochs 1 \
-  --train-requests 2000 --eval-requests 500 --batch-size 256
+  --train-requests 1024 --eval-requests 256 --batch-size 256
 "$PY" - "$OUT" >> "$SUMMARY" 2>&1 <<'PYEOF'
 import json, os, sys
 out = sys.argv[1]
