@@ -5,8 +5,11 @@ import sys
 # command -> (module, one-line summary); each module has main(argv) -> exit code.
 COMMANDS = {
     "train": ("dtrn_ref.train", "train DTRN or a baseline on synthetic data or a behaviour log; export a checkpoint"),
+    "compare": ("dtrn_ref.compare", "train several models over seeds with one budget; per-task AUC/GAUC with paired SEs"),
     "golden": ("dtrn_ref.golden", "score requests with a checkpoint in float: the oracle for the C++ parity tests"),
-    "requests": ("dtrn_ref.requests_cli", "write synthetic requests for a config"),
+    "requests": ("dtrn_ref.requests_cli", "write random requests for a config, or (--log) the requests a log yields"),
+    "synth-log": ("dtrn_ref.synth_log", "write a synthetic UserBehavior-layout log of any size (scale tests)"),
+    "fixture": ("dtrn_ref.fixture", "train a config briefly, write requests and float64 goldens into a folder (parity)"),
     "init": ("dtrn_ref.golden", "export a randomly initialised checkpoint for a config (tests): see 'init --help'"),
 }
 

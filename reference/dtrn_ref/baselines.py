@@ -1,17 +1,26 @@
 """Multi-task baselines without DTRN's bottom: shared-bottom, MMoE and PLE.
 
 They read the same Batch as DTRN and see the same inputs: every field embedding (same tables,
-same dense projections) plus one masked mean of the item embeddings per behaviour sequence (no
-TIM, no TRM). The concatenation x [M, (F + B) * d] has DTRN's r_k width, and the sizes come from
+same dense projections) plus one pooled vector per behaviour sequence (no TIM, no TRM): the masked
+mean of the events' embeddings (E_item + the seq_fields' embeddings, as DTRN's events), or with
+`target_attention` DTRN's target attention applied to the events themselves (event embedding plus
+learned position; q = W_q e(candidate) + c_q; softmax(q . x_j / sqrt(d)) over valid positions),
+DIN-style, so the table can tell the attention from the rest of DTRN. The concatenation
+x [M, (F + B) * d] has DTRN's r_k width, and the sizes come from
 the config's `experts` and `towers`, so the trainer compares bottoms, not capacity:
 - shared-bottom: one MLP (experts.hidden) shared by all tasks, a tower per task;
 - mmoe: experts.shared + K * experts.per_task shared experts, a softmax gate per task;
-- ple: one CGC level, max(per_task, 1) experts per task and max(shared, 1) shared ones.
+- ple: one CGC level, max(per_task, 1) experts per task and max(shared, 1) shared ones;
+- single-task: K independent shared-bottom models of one task each (own tables, own MLP, own
+  tower; task k's loss reaches only model k), the classic reference for negative transfer.
 """
+import math
+
 import torch
 import torch.nn as nn
 
-from .config import fields as cfg_fields, item_table, num_fields, tables
+from .config import fields as cfg_fields
+from .config import item_table, num_fields, seq_field_defs, tables
 
 BASELINES = ("shared-bottom", "mmoe", "ple")
 
@@ -33,11 +42,17 @@ class MLP(nn.Module):
 
 
 class Baseline(nn.Module):
-    def __init__(self, cfg, kind):
+    def __init__(self, cfg, kind, target_attention=False):
         super().__init__()
         if kind not in BASELINES:
             raise ValueError(f"unknown baseline '{kind}' (choose from {list(BASELINES)})")
         self.cfg, self.kind = cfg, kind
+        d = cfg["d"]
+        self.seq_fields = [(f["name"], f["table"]) for f in seq_field_defs(cfg)]
+        self.target_attention = target_attention
+        if target_attention:
+            self.pos = nn.Parameter(torch.randn(cfg["L"], d) * 0.02)
+            self.query = nn.Linear(d, d)
         d, K = cfg["d"], len(cfg["tasks"])
         self.emb = nn.ModuleDict({t: nn.Embedding(v["vocab"], d) for t, v in tables(cfg).items()})
         for e in self.emb.values():
@@ -73,11 +88,26 @@ class Baseline(nn.Module):
             else:
                 v = self.dense[n](batch.req_dense[n] if per_req else batch.cand_dense[n])
             out.append(v[batch.cand_req] if per_req else v)
+        from .model import candidate_embeddings, event_embeddings
         L = batch.seq.shape[-1]
-        valid = (torch.arange(L, device=batch.seq.device) < batch.seq_len[..., None]).unsqueeze(-1)  # [R, B, L, 1]
-        e = self.emb[self.item_table](batch.seq) * valid
-        pooled = e.sum(2) / batch.seq_len.clamp(min=1)[..., None]  # empty sequence -> 0
-        out.extend(pooled[batch.cand_req].unbind(1))
+        seq_len = batch.seq_len
+        valid = torch.arange(L, device=batch.seq.device) < seq_len[..., None]  # [R, B, L]
+        x = event_embeddings(self, batch)
+        if self.target_attention:
+            age = (seq_len[:, :, None] - 1 - torch.arange(L, device=seq_len.device)).clamp(min=0)
+            x = x + self.pos[age]
+            q = self.query(candidate_embeddings(self, batch))                       # [M, d]
+            s = (x[batch.cand_req] * q[:, None, None, :]).sum(-1) / math.sqrt(x.shape[-1])   # [M, B, L]
+            ok = valid[batch.cand_req]
+            empty = ~ok.any(-1, keepdim=True)
+            alpha = torch.softmax(s.masked_fill(~(ok | empty), float("-inf")), dim=-1)
+            u = (alpha[..., None] * x[batch.cand_req]).sum(2)                       # [M, B, d]
+            u = torch.where(empty, torch.zeros((), dtype=u.dtype, device=u.device), u)
+            out.extend(u.unbind(1))
+        else:
+            e = x * valid[..., None]
+            pooled = e.sum(2) / seq_len.clamp(min=1)[..., None]  # empty sequence -> 0
+            out.extend(pooled[batch.cand_req].unbind(1))
         return torch.cat(out, dim=1)
 
     def forward(self, batch):
@@ -93,3 +123,17 @@ class Baseline(nn.Module):
             o = (g[..., None] * outs[:, self.gate_sets[k]]).sum(1)
             logits.append(tower(o))
         return torch.cat(logits, dim=1)
+
+
+class SingleTask(nn.Module):
+    """K independent one-task shared-bottom models; logits [M, K]. `task_modules[k]` is task k's model,
+    so a trainer can early-stop (and pick the best epoch of) each task on its own."""
+
+    def __init__(self, cfg, target_attention=False):
+        super().__init__()
+        self.cfg = cfg
+        self.task_modules = nn.ModuleList(
+            Baseline(dict(cfg, tasks=[t]), "shared-bottom", target_attention) for t in cfg["tasks"])
+
+    def forward(self, batch):
+        return torch.cat([m(batch) for m in self.task_modules], dim=1)

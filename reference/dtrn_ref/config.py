@@ -15,7 +15,7 @@ POOLINGS = ("target", "mean")
 HEADS = ("towers", "mmoe", "ple")
 
 TOP_KEYS = ("name", "d", "tasks", "behaviors", "L", "blocks", "heads", "d_ff", "fields", "pooling",
-            "mtl", "experts", "towers", "hyper_dim", "hyper_hidden", "trm_hidden", "dropout")
+            "mtl", "experts", "towers", "hyper_dim", "hyper_hidden", "trm_hidden", "seq_fields", "dropout")
 REQUIRED_TOP = ("d", "tasks", "behaviors", "L", "blocks", "heads", "d_ff", "fields", "mtl", "towers")
 SPARSE_KEYS = ("name", "group", "kind", "table", "vocab", "hashed")
 DENSE_KEYS = ("name", "group", "kind", "width")
@@ -213,11 +213,36 @@ def _validate(raw):
     cfg["hyper_dim"] = _pos_int(raw.get("hyper_dim", d), "hyper_dim", maximum=1 << 16)
     cfg["hyper_hidden"] = _pos_int(raw.get("hyper_hidden", 2 * d), "hyper_hidden", maximum=1 << 16)
     cfg["trm_hidden"] = _pos_int(raw.get("trm_hidden", math.ceil(n / 2)), "trm_hidden", maximum=1 << 16)
+    cfg["seq_fields"] = _seq_fields(raw.get("seq_fields", []), fields)
     dropout = raw.get("dropout", 0.0)
     if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not (0.0 <= dropout < 1.0):
         raise ConfigError(f"config key 'dropout': expected a number in [0, 1), got {json.dumps(dropout)}")
     cfg["dropout"] = float(dropout)
     return dict(cfg)
+
+
+def _seq_fields(v, fields):
+    """Names of item sparse fields (other than item_id) that every behaviour event also carries."""
+    if not isinstance(v, list):
+        raise ConfigError(f"config key 'seq_fields': expected an array of item field names, got {json.dumps(v)}")
+    by_name = {f["name"]: f for f in fields}
+    out = []
+    for i, n in enumerate(v):
+        where = f"seq_fields[{i}]"
+        _name(n, where)
+        f = by_name.get(n)
+        if f is None:
+            raise ConfigError(f"config key '{where}': '{n}' is not a field of the config")
+        if f["group"] != "item" or f["kind"] != "sparse":
+            raise ConfigError(f"config key '{where}': '{n}' is a {f['group']} {f['kind']} field; "
+                              "seq_fields names item sparse fields")
+        if n == "item_id":
+            raise ConfigError(f"config key '{where}': item_id is every event's own id; seq_fields names the "
+                              "other item fields an event carries")
+        if n in out:
+            raise ConfigError(f"config key '{where}': duplicate name '{n}'")
+        out.append(n)
+    return out
 
 
 def _experts(e, mtl):
@@ -298,6 +323,17 @@ def tower_input_width(cfg):
     return num_fields(cfg) * cfg["d"] if cfg["mtl"] == "towers" else cfg["experts"]["hidden"][-1]
 
 
+def seq_field_defs(cfg):
+    """The field dicts of cfg's seq_fields, in seq_fields order."""
+    by_name = {f["name"]: f for f in cfg["fields"]}
+    return [by_name[n] for n in cfg.get("seq_fields", [])]
+
+
 def config_to_json(cfg):
-    """Canonical JSON text of a filled config (what checkpoints store as dtrn_config)."""
-    return json.dumps(cfg, separators=(",", ":"))
+    """Canonical JSON text of a filled config (what checkpoints store as dtrn_config). An empty
+    `seq_fields` is left out, so configs without it keep their checkpoints byte-identical (and readable
+    by converters that predate the key)."""
+    out = dict(cfg)
+    if not out.get("seq_fields"):
+        out.pop("seq_fields", None)
+    return json.dumps(out, separators=(",", ":"))

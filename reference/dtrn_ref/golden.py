@@ -21,10 +21,10 @@ def score(model, requests, cfg):
     ids, probs, logits, weights = [], [], [], []
     with torch.no_grad():
         lg = model(collate(requests, cfg))
-        for r, l in zip(requests, torch.split(lg, [r.num_candidates for r in requests])):
+        for r, lr in zip(requests, torch.split(lg, [r.num_candidates for r in requests])):
             ids.append(r.id)
-            logits.append(l)
-            probs.append(torch.sigmoid(l))
+            logits.append(lr)
+            probs.append(torch.sigmoid(lr))
             weights.append(r.weights)
     return ids, probs, logits, weights
 

@@ -1,13 +1,29 @@
-"""Requests from interaction logs in the UserBehavior layout (user_id,item_id,category_id,behavior_type,timestamp).
+"""Requests from interaction logs, as a user brings them (CSV: one event per row).
 
-A behaviour map names what each raw type means, e.g. "pv=click,cart=cart,buy=purchase,fav=":
-a mapped name feeds the behaviour sequence of that name and/or the label of the task of that
-name; an empty name drops the type; a type missing from the map is an error naming the line.
+Reading. pyarrow's CSV reader (streaming, block by block) reads the columns the config needs.
+`names` gives the file's column names in order when it has no header (default: the UserBehavior
+layout `user_id,item_id,category_id,behavior_type,timestamp`); `header=True` reads them from the
+first line instead. A column mapping says which column plays which role:
 
-Targets: with target="first" (default) each user's first event with an item, of any task's type
-(an engagement: the item's first click, or its first cart when no click came before); with
-target="task0" every event of the config's first task (each click, repeats included). Each
-target becomes one request, in time order:
+    user=user_id,item=item_id,behavior=behavior_type,time=timestamp,category=category_id
+
+`user`, `item`, `behavior` and `time` (integer seconds) are roles; every other key is a config
+field name and reads that column (integers): an item field (e.g. category) takes, for a candidate,
+the item's value on its first event and, for a behaviour event (seq_fields), the value on that
+event's row; a user or context field takes the value on the target's row. `user_id` and `item_id`
+read the user and item columns; a context field `hour` not in the mapping is the hour of day of
+the target's time (UTC+8 by default, as Taobao's logs are Beijing time). Every row is checked, ignored
+types included; a row that is not as expected is an error naming its line (pyarrow reads fast; on
+a conversion or parse error the file is re-read line by line to name the line).
+
+A behaviour map names what each raw type means, e.g. "pv=click,cart=cart,buy=purchase,fav=": a
+mapped name feeds the behaviour sequence of that name and/or the label of the task of that name;
+"buy=purchase+cart" makes one raw type feed several names; an empty name drops the type; a type
+missing from the map is an error naming the line.
+
+Targets: with target="first" (default) each user's first event with an item, of any task's type;
+with target="task0" every event of the config's first task. Each target becomes one request, in
+time order:
 - sequences: the user's events strictly before the target's timestamp, per behaviour type, the
   most recent L (events in the same second are not "before": their order is unknown);
 - candidates: the target item and `negatives` items drawn from the log's events strictly before
@@ -17,48 +33,80 @@ target becomes one request, in time order:
   after the target's timestamp (the target itself counts for its own task);
 - split by the target's timestamp: the first `fractions[0]` of targets train, the next
   `fractions[1]` validate, the rest test; a timestamp never straddles two splits.
-Fields the loader fills: user.user_id (raw id), context.hour (hour of day, UTC+8 as Taobao's
-logs are Beijing time), item.item_id and item.category (raw ids). Other fields are an error.
+
+Everything after reading is vectorised numpy over all events and targets (sorts, searchsorted,
+gathers), no Python loop per event or request. Requests come out as store.Columns whose sequences
+point into one shared, user-sorted event array (nothing is copied per request), ready for
+`Columns.save` (the memory-mapped training store) or `write_jsonl` (request files).
 """
-import bisect
+import json
 import os
 import re
-from collections import defaultdict
 
 import numpy as np
 
 from . import config as C
 
 DEFAULT_BEHAVIOR_MAP = "pv=click,cart=cart,buy=purchase,fav="
-LOG_FIELDS = {("user", "user_id"), ("context", "hour"), ("item", "item_id"), ("item", "category")}
+DEFAULT_NAMES = "user_id,item_id,category_id,behavior_type,timestamp"
+DEFAULT_COLUMNS = "user=user_id,item=item_id,behavior=behavior_type,time=timestamp,category=category_id"
+ROLES = ("user", "item", "behavior", "time")
+TARGETS = ("first", "task0")
 _INT = re.compile(r"-?[0-9]+\Z")
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+BLOCK = 64 << 20  # pyarrow read block size (bytes)
 
 
 class LogError(ValueError):
-    """A malformed log, behaviour map or log/config mismatch; the message names the line or key."""
+    """A malformed log, behaviour map, column mapping or log/config mismatch; the message names the line or key."""
 
 
 def parse_behavior_map(text):
-    """"pv=click,buy=purchase,fav=" -> {"pv": "click", "buy": "purchase", "fav": None}."""
+    """"pv=click,buy=purchase+cart,fav=" -> {"pv": ["click"], "buy": ["purchase", "cart"], "fav": []}."""
     out = {}
     for part in text.split(","):
-        raw, eq, name = part.partition("=")
-        raw, name = raw.strip(), name.strip()
+        raw, eq, names = part.partition("=")
+        raw = raw.strip()
         if not eq or not raw:
-            raise LogError(f"behavior map: '{part}' is not TYPE=NAME (NAME may be empty to ignore TYPE)")
+            raise LogError(f"behavior map: '{part}' is not TYPE=NAME (NAME may be empty to ignore TYPE, or "
+                           "NAME+NAME to feed several)")
         if raw in out:
             raise LogError(f"behavior map: type '{raw}' appears twice")
-        out[raw] = name or None
+        got = [n.strip() for n in names.split("+")] if names.strip() else []
+        if any(not n for n in got) or len(set(got)) != len(got):
+            raise LogError(f"behavior map: '{part}': names must be distinct and non-empty")
+        out[raw] = got
+    return out
+
+
+def parse_columns(text):
+    """"user=uid,item=iid,..." -> {"user": "uid", ...}; the four roles are required."""
+    out = {}
+    for part in text.split(","):
+        key, eq, col = part.partition("=")
+        key, col = key.strip(), col.strip()
+        if not eq or not key or not col:
+            raise LogError(f"column mapping: '{part}' is not KEY=COLUMN")
+        if key in out:
+            raise LogError(f"column mapping: key '{key}' appears twice")
+        out[key] = col
+    for r in ROLES:
+        if r not in out:
+            raise LogError(f"column mapping: role '{r}' is missing (needed: {list(ROLES)})")
     return out
 
 
 class Events:
-    """Parsed log: parallel numpy arrays; `kind` indexes `names` (the mapped names)."""
+    """Parsed log: parallel numpy arrays, one entry per (row, mapped name); `kind` indexes `names`.
+    `attr` holds the mapped field columns (field name -> int64 values per event)."""
 
-    def __init__(self, user, item, cat, kind, ts, line, names, source):
-        self.user, self.item, self.cat, self.kind, self.ts, self.line = user, item, cat, kind, ts, line
-        self.names, self.source = names, source
+    def __init__(self, user, item, kind, ts, line, names, source, attr=None):
+        self.user, self.item, self.kind, self.ts, self.line = user, item, kind, ts, line
+        self.names, self.source, self.attr = names, source, attr or {}
+
+    @property
+    def cat(self):
+        return self.attr.get("category")
 
     def __len__(self):
         return len(self.ts)
@@ -73,43 +121,136 @@ def _int(tok, what, where):
     return v
 
 
-def read_log(path, behavior_map=DEFAULT_BEHAVIOR_MAP):
-    """Parse a log file; every row is checked, ignored types included. -> Events."""
-    bmap = parse_behavior_map(behavior_map) if isinstance(behavior_map, str) else dict(behavior_map)
-    names = sorted({n for n in bmap.values() if n})
-    index = {n: i for i, n in enumerate(names)}
-    cols = [[], [], [], [], [], []]
-    source = os.fspath(path)
-    with open(source, encoding="utf-8") as fh:
+def _locate_error(source, names, header, wanted, bmap):
+    """The slow, exact check of every line: raises the LogError naming the first bad line."""
+    with open(source, encoding="utf-8", errors="replace") as fh:
         for lineno, text in enumerate(fh, 1):
+            if header and lineno == 1:
+                continue
             where = f"{source} line {lineno}"
             parts = text.rstrip("\r\n").split(",")
-            if len(parts) != 5:
-                raise LogError(f"{where}: expected 5 comma-separated columns "
-                               f"(user_id,item_id,category_id,behavior_type,timestamp), got {len(parts)}")
-            btype = parts[3].strip()
-            if btype not in bmap:
-                raise LogError(f"{where}: behavior type '{btype}' is not in the behavior map "
-                               f"(known: {sorted(bmap)}; map it to a name, or to nothing to ignore it)")
-            u = _int(parts[0].strip(), "user_id", where)
-            it = _int(parts[1].strip(), "item_id", where)
-            c = _int(parts[2].strip(), "category_id", where)
-            t = _int(parts[4].strip(), "timestamp", where)
-            if bmap[btype] is None:
-                continue
-            for col, v in zip(cols, (u, it, c, index[bmap[btype]], t, lineno)):
-                col.append(v)
-    arr = [np.asarray(c, dtype=np.int64) for c in cols]
-    return Events(*arr, names=names, source=source)
+            if len(parts) != len(names):
+                raise LogError(f"{where}: expected {len(names)} comma-separated columns ({','.join(names)}), "
+                               f"got {len(parts)}")
+            for col, tok in zip(names, parts):
+                if col in wanted and wanted[col] == "type":
+                    if tok.strip() not in bmap:
+                        raise LogError(f"{where}: behavior type '{tok.strip()}' is not in the behavior map "
+                                       f"(known: {sorted(bmap)}; map it to a name, or to nothing to ignore it)")
+                elif col in wanted:
+                    _int(tok.strip(), col, where)
 
 
-def _check_config(cfg, ev):
+def read_log(path, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None, header=False):
+    """Read a CSV log with pyarrow -> Events (the roles and every other mapped column)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    bmap = parse_behavior_map(behavior_map) if isinstance(behavior_map, str) else dict(behavior_map)
+    cmap = parse_columns(columns or DEFAULT_COLUMNS)
+    source = os.fspath(path)
+    if header:
+        try:
+            with open(source, encoding="utf-8") as fh:
+                names = [n.strip() for n in fh.readline().rstrip("\r\n").split(",")]
+        except OSError as e:
+            raise LogError(f"{source}: cannot read: {e.strerror}") from None
+    else:
+        names = [n.strip() for n in (names or DEFAULT_NAMES).split(",")]
+    # every mapped column is read and checked (on every row, ignored types included)
+    attrs = {k: c for k, c in cmap.items() if k not in ROLES and k not in ("user_id", "item_id")}
+    for key, col in list(cmap.items()):
+        if col not in names and (key in ROLES or key in attrs):
+            raise LogError(f"column mapping: '{key}={col}': the log has no column '{col}' (its columns: {names})")
+    wanted = {cmap["user"]: "int", cmap["item"]: "int", cmap["time"]: "int", cmap["behavior"]: "type"}
+    for col in attrs.values():
+        wanted[col] = "int"
+    kind_names = sorted({n for v in bmap.values() for n in v})
+    index = {n: i for i, n in enumerate(kind_names)}
+    types = {c: (pa.dictionary(pa.int32(), pa.string()) if t == "type" else pa.int64()) for c, t in wanted.items()}
+    chunks = {c: [] for c in wanted}
+    rows_before = 0
+    try:
+        reader = pcsv.open_csv(
+            source,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, block_size=BLOCK),
+            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(column_types=types, include_columns=list(wanted)))
+        for batch in reader:
+            for c in wanted:
+                chunks[c].append(_column(batch.column(batch.schema.get_field_index(c)), wanted[c]))
+            rows_before += batch.num_rows
+    except FileNotFoundError:
+        raise LogError(f"{source}: no such file") from None
+    except OSError as e:
+        raise LogError(f"{source}: cannot read: {e}") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        _locate_error(source, names, header, wanted, bmap)
+        raise LogError(f"{source}: {e}") from None
+    col = {c: (np.concatenate(v) if v else np.zeros(0, np.int64)) for c, v in chunks.items() if wanted[c] == "int"}
+    tcol = cmap["behavior"]
+    codes = [cd for cd, _ in chunks[tcol]]
+    # per block dictionaries -> one global type index
+    type_names = []
+    type_of = []
+    for cd, dic in chunks[tcol]:
+        local = []
+        for t in dic:
+            t = t.strip()
+            if t not in type_names:
+                type_names.append(t)
+            local.append(type_names.index(t))
+        type_of.append(np.asarray(local, dtype=np.int64))
+    types_arr = np.concatenate([m[cd] if len(m) else cd.astype(np.int64) for cd, m in zip(codes, type_of)]) \
+        if codes else np.zeros(0, np.int64)
+    unknown = [i for i, t in enumerate(type_names) if t not in bmap]
+    if unknown:
+        row = int(np.flatnonzero(np.isin(types_arr, unknown))[0])
+        t = type_names[int(types_arr[row])]
+        raise LogError(f"{source} line {row + 1 + int(header)}: behavior type '{t}' is not in the behavior map "
+                       f"(known: {sorted(bmap)}; map it to a name, or to nothing to ignore it)")
+    # expand: one event per (row, mapped name)
+    per_type = [[index[n] for n in bmap[t]] for t in type_names]
+    counts = np.asarray([len(k) for k in per_type], dtype=np.int64)[types_arr] if type_names else types_arr
+    rows = np.repeat(np.arange(len(types_arr)), counts)
+    flat_kinds = np.concatenate([np.asarray(k, np.int64) for k in per_type]) if type_names else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum([len(k) for k in per_type])])[:-1] if type_names else flat_kinds
+    within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    kind = flat_kinds[starts[types_arr[rows]] + within] if len(rows) else np.zeros(0, np.int64)
+    take = lambda a: a[rows]  # noqa: E731
+    return Events(take(col[cmap["user"]]), take(col[cmap["item"]]), kind, take(col[cmap["time"]]),
+                  rows + 1 + int(header), kind_names, source, {f: take(col[c]) for f, c in attrs.items()})
+
+
+def _column(arr, what):
+    """A pyarrow chunked/array column -> numpy (int64), or (codes, dictionary strings) for the type."""
+    import pyarrow as pa
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if what == "type":
+        if arr.null_count:
+            raise pa.ArrowInvalid("empty behaviour type")
+        return arr.indices.to_numpy(zero_copy_only=False).astype(np.int64), arr.dictionary.to_pylist()
+    if arr.null_count:
+        raise pa.ArrowInvalid("empty value")
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _check_config(cfg, ev, cmap):
     for f in cfg["fields"]:
-        if (f["group"], f["name"]) not in LOG_FIELDS or f["kind"] != "sparse":
-            raise LogError(f"config field '{f['name']}' ({f['group']}, {f['kind']}): a log provides only the "
-                           f"sparse fields user.user_id, context.hour, item.item_id and item.category")
-        if f["name"] == "hour" and not f["hashed"] and f["vocab"] < 24:
-            raise LogError(f"config field 'hour': vocab {f['vocab']} < 24 hours")
+        n = f["name"]
+        if f["kind"] != "sparse":
+            raise LogError(f"config field '{n}' ({f['group']}, dense): a log provides only sparse (integer) fields")
+        if n in ("user_id", "item_id") or n in ev.attr:
+            if n == "user_id" and f["group"] != "user" or n == "item_id" and f["group"] != "item":
+                raise LogError(f"config field '{n}': expected in group {'user' if n == 'user_id' else 'item'}")
+            continue
+        if f["group"] == "context" and n == "hour":
+            if not f["hashed"] and f["vocab"] < 24:
+                raise LogError(f"config field 'hour': vocab {f['vocab']} < 24 hours")
+            continue
+        raise LogError(f"config field '{n}' ({f['group']}): not in the column mapping (map it: {n}=COLUMN; "
+                       f"the mapping has {sorted(cmap)}); a log provides user_id, item_id, the hour of day and "
+                       "mapped columns")
     used = set(cfg["tasks"]) | set(cfg["behaviors"])
     for n in ev.names:
         if n not in used:
@@ -120,9 +261,6 @@ def _check_config(cfg, ev):
             if n not in ev.names:
                 raise LogError(f"behavior map: no log type maps to the config's {what} '{n}' "
                                f"(mapped names: {ev.names})")
-
-
-TARGETS = ("first", "task0")
 
 
 def _targets(ev, task_kinds, mode):
@@ -140,102 +278,268 @@ def _targets(ev, task_kinds, mode):
     return tgt[np.lexsort((ev.line[tgt], ev.ts[tgt]))]
 
 
-def build_requests(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="first"):
-    """Events -> {"train": [...], "validation": [...], "test": [...]} lists of labelled request dicts."""
-    cfg = C.load_config(cfg)
-    _check_config(cfg, ev)
-    if len(ev) == 0:
-        raise LogError(f"{ev.source}: no events after applying the behavior map")
-    if negatives < 0:
-        raise LogError(f"negatives must be >= 0, got {negatives}")
-    rng = np.random.default_rng([seed, 0x10C5])
-    L = cfg["L"]
-    kind_of = {n: i for i, n in enumerate(ev.names)}
-    beh_kind = [kind_of[b] for b in cfg["behaviors"]]
-    task_kind = [kind_of[t] for t in cfg["tasks"]]
-    first_cat = {}
-    for it, c in zip(ev.item.tolist(), ev.cat.tolist()):
-        first_cat.setdefault(it, c)
+def _ss(a, v, side="left"):
+    """np.searchsorted for many unsorted queries: searching them in sorted order is several times faster
+    (each search starts where the previous one ended, so memory is read in order)."""
+    v = np.asarray(v)
+    flat = v.reshape(-1)
+    o = np.argsort(flat)
+    out = np.empty(len(flat), dtype=np.int64)
+    out[o] = np.searchsorted(a, flat[o], side=side)
+    return out.reshape(v.shape)
 
-    # Events by (user, kind), time-ordered (file order breaks ties): sequences are slices.
-    order = np.lexsort((ev.line, ev.ts, ev.kind, ev.user))
-    u_s, k_s, t_s, i_s = (a[order].tolist() for a in (ev.user, ev.kind, ev.ts, ev.item))
-    slices = {}
-    for pos, key in enumerate(zip(u_s, k_s)):
-        a = slices.get(key)
-        slices[key] = (pos, pos + 1) if a is None else (a[0], pos + 1)
-    # Per user: item -> last time of each task kind; label = that time >= the target's time.
-    K = len(task_kind)
-    task_pos = {k: j for j, k in enumerate(task_kind)}
-    last = defaultdict(dict)
-    for u, it, k, t in zip(u_s, i_s, k_s, t_s):
-        if k in task_pos:
-            row = last[u].setdefault(it, [None] * K)
-            row[task_pos[k]] = t  # time-sorted within (user, kind): the final write is the latest
 
-    tgt = _targets(ev, task_kind, target)
-    tgt = tgt[ev.ts[tgt] > ev.ts.min()]  # the log's first second is warm-up: nothing earlier to sample
-    n = len(tgt)
-    if n == 0:
-        raise LogError(f"{ev.source}: no target events after the log's first second")
-    ts_t = ev.ts[tgt]
-    cut = [0]
-    for fr in np.cumsum(fractions):
-        j = int(round(fr * n))
-        j = int(np.searchsorted(ts_t, ts_t[j - 1], side="right")) if 0 < j < n else j  # keep a second whole
-        cut.append(max(cut[-1], j))
-    cut.append(n)
-    split_of = np.searchsorted(np.asarray(cut[1:]), np.arange(n), side="right").tolist()
+def _dense_index(a):
+    """Values -> (dense int64 codes, unique values)."""
+    u, inv = np.unique(a, return_inverse=True)
+    return inv.astype(np.int64).reshape(-1), u
 
-    # Negatives come from the events strictly before the target (popularity as of then): drawing
-    # from the whole log would make items that only appear later look like negatives in training.
-    by_time = np.lexsort((ev.line, ev.ts))
-    pool_items, pool_ts = ev.item[by_time], ev.ts[by_time]
-    pool_end = np.searchsorted(pool_ts, ts_t, side="left")[:, None]
-    tgt_items = ev.item[tgt][:, None]
-    neg = pool_items[(rng.random((n, negatives)) * pool_end).astype(np.int64)]
-    bad = neg == tgt_items
-    for _ in range(100):  # a negative is never the target item itself
-        if not bad.any():
-            break
-        rows = np.nonzero(bad)[0]
-        neg[bad] = pool_items[(rng.random(len(rows)) * pool_end[rows, 0]).astype(np.int64)]
+
+class _Plan:
+    """Everything about a log that does not depend on which targets are being built (sorted events,
+    label look-ups, per-item values, split cuts); chunk(lo, hi) builds targets lo .. hi-1."""
+
+    def __init__(self, ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick):
+        cfg = C.load_config(cfg)
+        cmap = parse_columns(columns or DEFAULT_COLUMNS)
+        _check_config(cfg, ev, cmap)
+        if len(ev) == 0:
+            raise LogError(f"{ev.source}: no events after applying the behavior map")
+        if negatives < 0:
+            raise LogError(f"negatives must be >= 0, got {negatives}")
+        self.cfg, self.ev, self.negatives, self.seed, self.utc = cfg, ev, negatives, seed, utc_offset_hours
+        kind_of = {n: i for i, n in enumerate(ev.names)}
+        self.beh_kind = np.asarray([kind_of[b] for b in cfg["behaviors"]], dtype=np.int64)
+        self.task_kind = [kind_of[t] for t in cfg["tasks"]]
+        self.nk = nk = len(ev.names)
+        self.uidx, _ = _dense_index(ev.user)
+        iidx, self.items_u = _dense_index(ev.item)
+        self.n_items = len(self.items_u)
+        tick("factorised users and items")
+        # Events by (user, kind), time-ordered (file order breaks ties): each sequence is a slice.
+        self.order = np.lexsort((ev.line, ev.ts, ev.kind, self.uidx))
+        self.g_key = self.uidx[self.order] * nk + ev.kind[self.order]
+        self.ts_sorted = ev.ts[self.order]
+        tick("sorted events by (user, behaviour, time)")
+        tgt = _targets(ev, self.task_kind, target)
+        self.tgt = tgt[ev.ts[tgt] > ev.ts.min()]  # the log's first second is warm-up: nothing earlier to sample
+        n = self.n = len(self.tgt)
+        if n == 0:
+            raise LogError(f"{ev.source}: no target events after the log's first second")
+        self.t_ts = ev.ts[self.tgt]
+        cut = [0]
+        for fr in np.cumsum(fractions):
+            j = int(round(fr * n))
+            j = int(np.searchsorted(self.t_ts, self.t_ts[j - 1], side="right")) if 0 < j < n else j  # a second whole
+            cut.append(max(cut[-1], j))
+        cut.append(n)
+        self.cut = cut
+        # negatives: items of events strictly before the target, by position in time order
+        by_time = np.lexsort((ev.line, ev.ts))
+        self.pool_items, self.pool_ts = ev.item[by_time], ev.ts[by_time]
+        # labels: per (user, item, task kind) the time of the user's last such event
+        is_task = np.isin(ev.kind, self.task_kind)
+        key_ev = (self.uidx[is_task] * self.n_items + iidx[is_task]) * nk + ev.kind[is_task]
+        o2 = np.lexsort((ev.ts[is_task], key_ev))
+        key_s, ts_s = key_ev[o2], ev.ts[is_task][o2]
+        last = np.ones(len(key_s), dtype=bool)
+        last[:-1] = key_s[1:] != key_s[:-1]
+        self.key_last, self.ts_last = key_s[last], ts_s[last]
+        _, first_of_item = np.unique(iidx[by_time], return_index=True)
+        self.item_first_event = by_time[first_of_item]  # per dense item: its first event
+        del by_time, key_ev, o2, key_s, ts_s, is_task, iidx
+        self.seq_raw = {"seq.item_id": ev.item[self.order]}
+        for f in C.seq_field_defs(cfg):
+            self.seq_raw["seq." + f["name"]] = ev.attr[f["name"]][self.order]
+        # What the chunks read, per target and per item; then the per-event columns can go.
+        tg = self.tgt
+        self.t_uidx, self.t_user, self.t_item, self.t_line = self.uidx[tg], ev.user[tg], ev.item[tg], ev.line[tg]
+        self.t_attr = {k: v[tg] for k, v in ev.attr.items()}
+        self.item_attr = {k: v[self.item_first_event] for k, v in ev.attr.items()}  # per dense item
+        del self.uidx, self.order, self.item_first_event
+        tick(f"{n} targets; label and negative look-ups")
+
+    def chunk(self, lo, hi, rng):
+        """Raw-id Columns of targets lo .. hi-1 (their sequences point into self.seq_raw)."""
+        from .store import Columns
+        cfg, nk, L, K = self.cfg, self.nk, self.cfg["L"], len(self.cfg["tasks"])
+        t_ts = self.t_ts[lo:hi]
+        n, negatives = len(t_ts), self.negatives
+        t_user = self.t_uidx[lo:hi]
+        q_key = t_user[:, None] * nk + self.beh_kind[None, :]                          # [n, B]
+        g_lo = _ss(self.g_key, q_key, side="left")
+        g_hi = _ss(self.g_key, q_key, side="right")
+        stop = _search_pairs(self.g_key, self.ts_sorted, q_key, np.broadcast_to(t_ts[:, None], q_key.shape),
+                             g_lo, g_hi)
+        start = np.maximum(g_lo, stop - L)
+        seq_len, seq_start = (stop - start).reshape(-1), start.reshape(-1)
+        pool_end = _ss(self.pool_ts, t_ts, side="left")[:, None]
+        tgt_items = self.t_item[lo:hi, None]
+        neg = self.pool_items[(rng.random((n, negatives)) * pool_end).astype(np.int64)]
         bad = neg == tgt_items
-    cand = np.concatenate([tgt_items, neg], axis=1)
-    keep = np.concatenate([np.ones((n, 1), dtype=bool), ~bad], axis=1)  # a pool of only the target: fewer negatives
-    order = rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1)
-    cand, keep = np.take_along_axis(cand, order, axis=1), np.take_along_axis(keep, order, axis=1)
+        for _ in range(100):  # a negative is never the target item itself
+            if not bad.any():
+                break
+            rows = np.nonzero(bad)[0]
+            neg[bad] = self.pool_items[(rng.random(len(rows)) * pool_end[rows, 0]).astype(np.int64)]
+            bad = neg == tgt_items
+        cand = np.concatenate([tgt_items, neg], axis=1)
+        keep = np.concatenate([np.ones((n, 1), dtype=bool), ~bad], axis=1)  # a pool of only the target: fewer
+        perm = rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1)
+        cand, keep = np.take_along_axis(cand, perm, axis=1), np.take_along_axis(keep, perm, axis=1)
+        del neg, bad, perm
+        counts = keep.sum(1)
+        cand_flat = cand[keep]
+        cand_req = np.repeat(np.arange(n), counts)
+        cand_item = _ss(self.items_u, cand_flat)
+        labels = np.zeros((len(cand_flat), K), dtype=np.int8)
+        base = (t_user[cand_req] * self.n_items + cand_item) * nk
+        o = np.argsort(base)  # one sort of the queries serves every task (+ kk keeps the order)
+        base_s, ts_q = base[o], t_ts[cand_req][o]
+        del base
+        for k, kk in enumerate(self.task_kind):
+            q = base_s + kk
+            pos = np.searchsorted(self.key_last, q)
+            pos_c = np.minimum(pos, len(self.key_last) - 1)
+            found = (pos < len(self.key_last)) & (self.key_last[pos_c] == q)
+            labels[o, k] = found & (self.ts_last[pos_c] >= ts_q)
+        del base_s, ts_q, o
+        req, candc = {}, {}
+        for f in C.fields(cfg, "user") + C.fields(cfg, "context"):
+            nme = f["name"]
+            if nme == "user_id":
+                v = self.t_user[lo:hi]
+            elif nme in self.t_attr:
+                v = self.t_attr[nme][lo:hi]
+            else:  # hour of day of the target time
+                v = ((t_ts + self.utc * 3600) // 3600) % 24
+            req["req." + nme] = v.astype(np.int64)
+        for f in C.fields(cfg, "item"):
+            nme = f["name"]
+            v = cand_flat if nme == "item_id" else self.item_attr[nme][cand_item]
+            candc["cand." + nme] = v.astype(np.int64)
+        id_bytes, id_off = Columns.encode_ids(
+            [f"{u}-{t}-{ln}" for u, t, ln in zip(self.t_user[lo:hi].tolist(), t_ts.tolist(),
+                                                  self.t_line[lo:hi].tolist())])
+        cand_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=cand_off[1:])
+        return Columns(cfg, id_bytes, id_off, req, seq_start, seq_len, self.seq_raw, cand_off, candc, labels, None,
+                       rows=False)
 
-    has = {g: [f["name"] for f in C.fields(cfg, g)] for g in ("user", "context", "item")}
-    with_cat = "category" in has["item"]
-    no_labels = [0] * K
-    out = {"train": [], "validation": [], "test": []}
-    split_names = list(out)
-    for j, (e, items, ok) in enumerate(zip(tgt.tolist(), cand.tolist(), keep.tolist())):
-        u, t = int(ev.user[e]), int(ev.ts[e])
-        items = [it for it, k in zip(items, ok) if k]
-        behaviors = {}
-        for b, k in zip(cfg["behaviors"], beh_kind):
-            a, z = slices.get((u, k), (0, 0))
-            stop = bisect.bisect_left(t_s, t, a, z)  # strictly earlier seconds only
-            behaviors[b] = i_s[max(a, stop - L):stop]
-        mine = last.get(u, {})
-        labels = []
-        for it in items:
-            row = mine.get(it)
-            labels.append(no_labels.copy() if row is None else [int(x is not None and x >= t) for x in row])
-        vals = {"user_id": u, "hour": (t // 3600 + 8) % 24}
-        req = {"id": f"{u}-{t}-{int(ev.line[e])}",
-               "user": {f: vals[f] for f in has["user"]},
-               "context": {f: vals[f] for f in has["context"]},
-               "behaviors": behaviors,
-               "candidates": [{"item_id": it, "category": first_cat[it]} if with_cat else {"item_id": it}
-                              for it in items],
-               "labels": labels}
-        out[split_names[split_of[j]]].append(req)
-    return out
+
+def _ticker(progress):
+    import time
+    clock = [time.time()]
+
+    def tick(what):
+        if progress is not None:
+            now = time.time()
+            progress(f"{what} ({now - clock[0]:.1f} s)")
+            clock[0] = now
+    return tick
 
 
-def load(path, cfg, behavior_map=DEFAULT_BEHAVIOR_MAP, negatives=9, seed=0, fractions=(0.8, 0.1), target="first"):
-    """read_log + build_requests."""
-    return build_requests(read_log(path, behavior_map), cfg, negatives, seed, fractions, target)
+SPLITS = ("train", "validation", "test")
+
+
+def build_columns(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
+                  utc_offset_hours=8, progress=None):
+    """Events -> {"train", "validation", "test"}: raw-id store.Columns (labels included), in memory.
+    `progress`, if given, is called with a line per phase (and its time). For logs whose requests do not
+    fit in memory, build_store writes them to disk chunk by chunk."""
+    tick = _ticker(progress)
+    plan = _Plan(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
+    cols = plan.chunk(0, plan.n, np.random.default_rng([seed, 0x10C5]))
+    tick("requests")
+    return {s: cols.take(np.arange(plan.cut[i], plan.cut[i + 1])) for i, s in enumerate(SPLITS)}
+
+
+def build_store(ev, cfg, out, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
+                utc_offset_hours=8, chunk=1_000_000, jsonl=("validation", "test"), max_jsonl=None, progress=None):
+    """Events -> request stores out/{train,validation,test} (store.Columns.load reads them), built
+    `chunk` targets at a time and appended to the stores' files, so memory holds the log's events and
+    one chunk, never all requests; also out/<split>.jsonl for the splits in `jsonl` (raw ids, at most
+    max_jsonl requests each). Chunk c draws its negatives with the generator [seed, 0x10C5, c].
+    Returns {split: requests}."""
+    from .store import StoreWriter
+    tick = _ticker(progress)
+    plan = _Plan(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
+    cfg = plan.cfg
+    os.makedirs(out, exist_ok=True)
+    # the events' table rows, once (every chunk's sequences point into them)
+    seq_rows = StoreWriter.event_rows(cfg, plan.seq_raw)
+    if not jsonl:  # the JSON Lines writer needs the raw ids; the stores need only the rows
+        plan.seq_raw = {k: v[:0] for k, v in plan.seq_raw.items()}
+    plan.ev = ev = None  # every per-event column the chunks need is in the plan
+    writers = {s: StoreWriter(os.path.join(out, s), cfg, len(seq_rows["seq.item_id"])) for s in SPLITS}
+    js = {}
+    for s in jsonl:
+        if s not in SPLITS:
+            raise LogError(f"jsonl: unknown split '{s}' (train, validation, test)")
+        js[s] = [open(os.path.join(out, f"{s}.jsonl.tmp{os.getpid()}"), "w", encoding="utf-8"), 0]
+    try:
+        for c, lo in enumerate(range(0, plan.n, chunk)):
+            hi = min(plan.n, lo + chunk)
+            cols = plan.chunk(lo, hi, np.random.default_rng([seed, 0x10C5, c]))
+            for i, s in enumerate(SPLITS):
+                a, b = max(lo, plan.cut[i]), min(hi, plan.cut[i + 1])
+                if a >= b:
+                    continue
+                part = cols.take(np.arange(a - lo, b - lo))
+                writers[s].append(part)
+                if s in js:
+                    fh, done = js[s]
+                    room = len(part) if max_jsonl is None else max(0, min(len(part), max_jsonl - done))
+                    for d in part.iter_dicts(0, room):
+                        fh.write(json.dumps(d, separators=(",", ":")) + "\n")
+                    js[s][1] += room
+            tick(f"targets {lo}..{hi - 1} of {plan.n}")
+        counts = {s: w.close(seq_rows) for s, w in writers.items()}
+        for s, (fh, _) in js.items():
+            fh.close()
+            os.replace(fh.name, os.path.join(out, f"{s}.jsonl"))
+        tick("stores closed")
+    finally:
+        for fh, _ in js.values():
+            if not fh.closed:
+                fh.close()
+            if os.path.exists(fh.name):
+                os.unlink(fh.name)
+    return counts
+
+
+def _search_pairs(g_key, ts_sorted, q_key, q_ts, lo, hi):
+    """For each query, lo + (number of entries in [lo, hi) with ts < q_ts); entries sorted by (g_key, ts)."""
+    if len(ts_sorted) == 0:
+        return lo
+    t0 = min(int(ts_sorted.min()), int(np.min(q_ts)))
+    span = max(int(ts_sorted.max()), int(np.max(q_ts))) - t0 + 1
+    gmax = int(max(g_key.max(), np.max(q_key))) + 1
+    if span < (1 << 40) and gmax < (1 << 22):  # one search over (group, time) packed in an int64
+        packed = g_key * span + (ts_sorted - t0)
+        return _ss(packed, q_key * span + (np.asarray(q_ts) - t0), side="left")
+    # a binary search per query, vectorised: ~log2(max group) rounds over all queries at once
+    lo, hi = lo.copy(), hi.copy()
+    q_ts = np.asarray(q_ts)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        go_right = active & (ts_sorted[np.minimum(mid, len(ts_sorted) - 1)] < q_ts)
+        lo = np.where(go_right, mid + 1, lo)
+        hi = np.where(active & ~go_right, mid, hi)
+
+
+def load_columns(path, cfg, behavior_map=DEFAULT_BEHAVIOR_MAP, negatives=9, seed=0, fractions=(0.8, 0.1),
+                 target="first", columns=None, names=None, header=False):
+    """read_log + build_columns."""
+    ev = read_log(path, behavior_map, columns, names, header)
+    return build_columns(ev, cfg, negatives, seed, fractions, target, columns)
+
+
+def load(path, cfg, behavior_map=DEFAULT_BEHAVIOR_MAP, negatives=9, seed=0, fractions=(0.8, 0.1), target="first",
+         columns=None, names=None, header=False):
+    """load_columns, as lists of request dicts (docs/request-format.md) per split."""
+    out = load_columns(path, cfg, behavior_map, negatives, seed, fractions, target, columns, names, header)
+    return {s: list(c.iter_dicts()) for s, c in out.items()}

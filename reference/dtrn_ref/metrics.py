@@ -65,6 +65,42 @@ def gauc(labels, scores, groups):
     return float((a * w).sum() / w.sum())
 
 
+def group_aucs(labels, scores, groups):
+    """Per-group AUC of the groups holding both classes: (group ids, AUCs, example counts), by group id."""
+    y = np.asarray(labels, dtype=np.float64).reshape(-1) > 0.5
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    gid, g = np.unique(np.asarray(groups).reshape(-1), return_inverse=True)
+    g = g.reshape(-1)
+    order = np.lexsort((s, g))
+    gs, ss, ys = g[order], s[order], y[order]
+    new = np.ones(len(gs), dtype=bool)
+    new[1:] = (gs[1:] != gs[:-1]) | (ss[1:] != ss[:-1])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(gs))
+    ranks = ((starts + 1 + ends) / 2.0)[np.cumsum(new) - 1]
+    n_groups = len(gid)
+    count = np.bincount(gs, minlength=n_groups)
+    ranks = ranks - (np.cumsum(count) - count)[gs]
+    pos = np.bincount(gs, weights=ys, minlength=n_groups)
+    neg = count - pos
+    r_pos = np.bincount(gs, weights=ranks * ys, minlength=n_groups)
+    ok = (pos > 0) & (neg > 0)
+    a = (r_pos[ok] - pos[ok] * (pos[ok] + 1) / 2.0) / (pos[ok] * neg[ok])
+    return gid[ok], a, count[ok]
+
+
+def paired_gauc_bootstrap(a_ref, a, w, n_boot=1000, seed=0):
+    """GAUC(model) - GAUC(ref) over the same groups, and its standard error by resampling groups (users)."""
+    w = np.asarray(w, dtype=np.float64)
+    d = np.asarray(a, dtype=np.float64) - np.asarray(a_ref, dtype=np.float64)
+    diff = float((w * d).sum() / w.sum())
+    rng = np.random.default_rng(seed)
+    cnt = rng.multinomial(len(w), np.full(len(w), 1.0 / len(w)), size=n_boot)  # [B, groups]
+    ww = cnt * w[None, :]
+    boots = (ww * d[None, :]).sum(1) / ww.sum(1)
+    return diff, float(boots.std(ddof=1))
+
+
 def logloss(labels, logits):
     """Mean binary cross-entropy computed from logits (stable: softplus(z) - y*z)."""
     y = np.asarray(labels, dtype=np.float64).reshape(-1)

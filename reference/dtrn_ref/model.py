@@ -11,8 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
 
-from .config import fields as cfg_fields, gate_experts, item_table, n_ln, num_experts, num_fields, tables, \
-    tower_input_width
+from .config import fields as cfg_fields
+from .config import gate_experts, item_table, n_ln, num_experts, num_fields, seq_field_defs, tables, tower_input_width
+
+# Training-only variants of DTRN for ablations (python3 -m dtrn_ref compare); none of them exports.
+VARIANTS = ("no-hyper", "no-trm")
 
 LN_EPS = 1e-5
 
@@ -77,13 +80,25 @@ class Hyper(nn.Module):
         return torch.stack([1.0 + h[..., 0, :], h[..., 1, :]], dim=-2)
 
 
+class SharedLN(nn.Module):
+    """Ablation 'no-hyper': one (gamma, beta) per LayerNorm, shared by every (task, behaviour)."""
+
+    def __init__(self, nln, d):
+        super().__init__()
+        self.gb = nn.Parameter(torch.stack([torch.ones(nln, d), torch.zeros(nln, d)], dim=1))
+
+    def forward(self):
+        return self.gb[None, None]  # [1, 1, n_ln, 2, d]: broadcasts over tasks and behaviours
+
+
 class TIM(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, shared_ln=False):
         super().__init__()
         d, K, B = cfg["d"], len(cfg["tasks"]), len(cfg["behaviors"])
         self.d, self.L = d, cfg["L"]
         self.pos = nn.Parameter(torch.randn(cfg["L"], d) * 0.02)
-        self.hyper = Hyper(K, B, cfg["hyper_dim"], cfg["hyper_hidden"], n_ln(cfg), d)
+        self.hyper = SharedLN(n_ln(cfg), d) if shared_ln else Hyper(K, B, cfg["hyper_dim"], cfg["hyper_hidden"],
+                                                                     n_ln(cfg), d)
         self.blocks = nn.ModuleList(Block(d, cfg["heads"], cfg["d_ff"], cfg["dropout"]) for _ in range(cfg["blocks"]))
         self.target = cfg["pooling"] == "target"
         if self.target:
@@ -149,6 +164,10 @@ class TRM(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(n, t)
         self.fc2 = nn.Linear(t, n)
+        # At initialisation z is close to 0 (LayerNorm outputs average to 0 at beta = 0, embeddings are
+        # small), so fc1's output is about its bias: PyTorch's random bias left every hidden unit dead
+        # (relu 0, no gradient ever) with probability 2^-t per task. A zero bias keeps them alive.
+        nn.init.zeros_(self.fc1.bias)
         nn.init.zeros_(self.fc2.weight)  # neutral at initialisation: a = 1
         nn.init.zeros_(self.fc2.bias)
 
@@ -163,23 +182,27 @@ def _mlp(widths):
 
 
 class DTRN(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, variant=None):
         super().__init__()
-        self.cfg = cfg
+        if variant is not None and variant not in VARIANTS:
+            raise ValueError(f"unknown DTRN variant '{variant}' (choose from {list(VARIANTS)})")
+        self.cfg, self.variant = cfg, variant
         d, K = cfg["d"], len(cfg["tasks"])
         n = num_fields(cfg)
         self.emb = nn.ModuleDict({t: nn.Embedding(v["vocab"], d) for t, v in tables(cfg).items()})
         for e in self.emb.values():
             nn.init.normal_(e.weight, std=0.1)
         self.dense = nn.ModuleDict({f["name"]: nn.Linear(f["width"], d) for f in cfg_fields(cfg, kind="dense")})
-        self.tim = TIM(cfg)
-        self.trm = nn.ModuleList(TRM(n, cfg["trm_hidden"]) for _ in range(K))
+        self.tim = TIM(cfg, shared_ln=variant == "no-hyper")
+        self.trm = None if variant == "no-trm" else nn.ModuleList(TRM(n, cfg["trm_hidden"]) for _ in range(K))
+        self.K = K
         ex = cfg["experts"]
         if cfg["mtl"] != "towers":
             self.experts = nn.ModuleList(_mlp([n * d] + ex["hidden"]) for _ in range(num_experts(cfg)))
             self.gates = nn.ModuleList(nn.Linear(n * d, len(gate_experts(cfg, k))) for k in range(K))
         self.towers = nn.ModuleList(_mlp([tower_input_width(cfg)] + cfg["towers"] + [1]) for _ in range(K))
         self.item_table = item_table(cfg)
+        self.seq_fields = [(f["name"], f["table"]) for f in seq_field_defs(cfg)]
 
     # -- stages, public so tests can look inside -------------------------------------------------
     def field_embeddings(self, batch):
@@ -202,17 +225,18 @@ class DTRN(nn.Module):
         seq_len = batch.seq_len
         # Position j of a left-aligned sequence of length len has age len-1-j (padding: clamped, unused).
         age = (seq_len[:, :, None] - 1 - torch.arange(L, device=seq_len.device)).clamp(min=0)
-        x = self.emb[self.item_table](batch.seq) + self.tim.pos[age]
+        x = event_embeddings(self, batch) + self.tim.pos[age]
         h, valid = self.tim.encode(x, seq_len)
-        q = None
-        if self.tim.target:
-            q = self.tim.query(self.emb[self.item_table](batch.cand_sparse["item_id"]))
-        return self.tim.pool(h, valid, seq_len, q, batch.cand_req)
+        q = self.tim.query(candidate_embeddings(self, batch)) if self.tim.target else None
+        u = self.tim.pool(h, valid, seq_len, q, batch.cand_req)
+        return u.expand(u.shape[0], self.K, u.shape[2], u.shape[3])  # 'no-hyper': one interest for all tasks
 
     def bottom(self, batch):
         """Per task k, r_k [M, n*d]."""
         xf = self.field_embeddings(batch)
         u = self.interests(batch)
+        if self.trm is None:  # ablation 'no-trm': a = 1
+            return [torch.cat([xf, u[:, k]], dim=1).reshape(xf.shape[0], -1) for k in range(self.K)]
         return [trm(torch.cat([xf, u[:, k]], dim=1)) for k, trm in enumerate(self.trm)]
 
     def head(self, rs):
@@ -231,6 +255,22 @@ class DTRN(nn.Module):
 
     def forward(self, batch):
         return self.head(self.bottom(batch))
+
+
+def event_embeddings(model, batch):
+    """Every behaviour event's E_item[id] + sum over seq_fields of E_f[id_f]: [R, B, L, d]."""
+    x = model.emb[model.item_table](batch.seq)
+    for name, table in model.seq_fields:
+        x = x + model.emb[table](batch.seq_side[name])
+    return x
+
+
+def candidate_embeddings(model, batch):
+    """e(candidate) = e_item_id + sum over seq_fields of e_f (where sequence events live): [M, d]."""
+    e = model.emb[model.item_table](batch.cand_sparse["item_id"])
+    for name, table in model.seq_fields:
+        e = e + model.emb[table](batch.cand_sparse[name])
+    return e
 
 
 def _run(layers, x, relu_last):

@@ -1,8 +1,15 @@
-"""`requests`: random but valid requests for a config (parity tests, benchmarks), deterministic by seed.
+"""`requests`: write requests for a config.
 
-No planted structure (that is synthetic.py's job): the point is variety that exercises every input
+Without --log: random but valid requests (parity tests, benchmarks), deterministic by seed. No
+planted structure (that is synthetic.py's job): the point is variety that exercises every input
 path: empty and over-long sequences, ids over the whole int64 range for hashed tables, candidates
-that also occur in the history, per-request ranking weights.
+that also occur in the history, per-request ranking weights; with seq_fields, sequences in the
+object form with each event's side ids.
+
+With --log: the labelled requests dtrn_ref.logs builds from an interaction log (column mapping,
+behaviour map, targets, time split), written to --out as a folder: train/, validation/, test/
+(the binary request stores the trainer memory-maps: `train --data FOLDER`) and JSON Lines files of
+the splits named by --jsonl (default validation,test; for calibration and goldens).
 """
 import argparse
 import json
@@ -11,7 +18,7 @@ import sys
 
 import numpy as np
 
-from .config import ConfigError, fields, item_table, load_config, tables
+from .config import ConfigError, fields, item_table, load_config, seq_field_defs, tables
 
 # Default candidates per request: the spec's workload table (N), by config name.
 WORKLOAD_N = {"small": 50, "standard": 100, "large": 500}
@@ -45,6 +52,7 @@ def make_request(rng, cfg, i, n_candidates, labels):
     item = fields(cfg, "item")
     itab = tables(cfg)[item_table(cfg)]
     item_id_field = item[0]
+    sides = seq_field_defs(cfg)
 
     def group(g):
         return {f["name"]: (_sparse_id(rng, f) if f["kind"] == "sparse" else _dense(rng, f["width"]))
@@ -59,7 +67,16 @@ def make_request(rng, cfg, i, n_candidates, labels):
                for _ in range(n)]
         if not itab["hashed"] and n > L:  # ids that are dropped by truncation may be anything
             seq[0] = -1 - int(rng.integers(1000))
-        behaviors[b] = seq
+        if sides:  # the object form: every event also carries its seq_fields ids
+            ev = {"item_id": seq}
+            for f in sides:
+                vals = [_sparse_id(rng, f) for _ in range(n)]
+                if not f["hashed"] and n > L:  # dropped by truncation: out of range is fine
+                    vals[0] = f["vocab"] + int(rng.integers(1000))
+                ev[f["name"]] = vals
+            behaviors[b] = ev
+        else:
+            behaviors[b] = seq
     cands = []
     for _ in range(n_candidates):
         c = {f["name"]: (_sparse_id(rng, f) if f["kind"] == "sparse" else _dense(rng, f["width"])) for f in item}
@@ -85,19 +102,33 @@ def generate(cfg, count, seed=0, candidates=None, labels=False):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="dtrn_ref requests",
-                                 description="Write random valid requests for a config as JSON Lines "
-                                             "(docs/request-format.md), deterministic by seed.")
+                                 description="Write requests for a config: random valid ones as JSON Lines "
+                                             "(docs/request-format.md), deterministic by seed; or, with --log, the "
+                                             "labelled requests built from an interaction log (stores + JSON Lines).")
     ap.add_argument("--config", required=True, help="model config JSON")
-    ap.add_argument("--count", type=int, required=True, help="number of requests")
-    ap.add_argument("--out", required=True, help="JSON Lines file to write")
+    ap.add_argument("--out", required=True, help="JSON Lines file to write (with --log: a folder)")
+    ap.add_argument("--count", type=int, help="number of random requests (without --log)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--candidates", type=int, default=None,
                     help="candidates per request (default: the workload's N: small 50, standard 100, "
-                         "large 500; otherwise 50)")
+                         "large 500; otherwise 50; with --log: target + 9 negatives)")
     ap.add_argument("--labels", action="store_true", help="add random 0/1 labels per candidate and task")
+    lg = ap.add_argument_group("from a log")
+    lg.add_argument("--log", help="interaction log (CSV) to build requests from")
+    lg.add_argument("--behavior-map", default=None, help="raw type -> names (default pv=click,cart=cart,buy=purchase,"
+                                                         "fav=; NAME+NAME feeds several names)")
+    lg.add_argument("--columns", default=None, help="column mapping (default user=user_id,item=item_id,"
+                                                    "behavior=behavior_type,time=timestamp,category=category_id)")
+    lg.add_argument("--names", default=None, help="the log's column names in order, when it has no header "
+                                                  "(default user_id,item_id,category_id,behavior_type,timestamp)")
+    lg.add_argument("--header", action="store_true", help="the log's first line names its columns")
+    lg.add_argument("--target", default="first", help="'first' or 'task0' (see dtrn_ref.logs)")
+    lg.add_argument("--jsonl", default="validation,test",
+                    help="splits also written as JSON Lines (comma-separated; '' for none; default validation,test)")
+    lg.add_argument("--max-jsonl", type=int, default=None, help="at most this many requests per JSON Lines file")
+    lg.add_argument("--chunk", type=int, default=1_000_000,
+                    help="targets built at a time (memory: the log's events plus one chunk; default 1000000)")
     args = ap.parse_args(argv)
-    if args.count < 1:
-        ap.error("--count must be at least 1")
     if args.candidates is not None and args.candidates < 1:
         ap.error("--candidates must be at least 1")
     try:
@@ -105,6 +136,10 @@ def main(argv=None):
     except ConfigError as e:
         print(f"requests: error: {e}", file=sys.stderr)
         return 2
+    if args.log:
+        return _from_log(args, cfg)
+    if args.count is None or args.count < 1:
+        ap.error("--count must be at least 1 (or give --log)")
     tmp = f"{args.out}.tmp{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -119,4 +154,32 @@ def main(argv=None):
         print(f"requests: error: {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"requests: wrote {args.count} requests to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _from_log(args, cfg):
+    import time
+
+    from .logs import DEFAULT_BEHAVIOR_MAP, LogError, build_store, read_log
+    from .store import StoreError
+    t0 = time.time()
+    say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        held = [read_log(args.log, args.behavior_map or DEFAULT_BEHAVIOR_MAP, args.columns, args.names, args.header)]
+        t1 = time.time()
+        say(f"requests: read {len(held[0])} events from {args.log} ({t1 - t0:.1f} s, "
+            f"{len(held[0]) / max(t1 - t0, 1e-9):.0f} events/s)")
+        neg = (args.candidates or 10) - 1
+        counts = build_store(held.pop(), cfg, args.out, negatives=neg, seed=args.seed, target=args.target,
+                             columns=args.columns, chunk=args.chunk,
+                             jsonl=[x.strip() for x in args.jsonl.split(",") if x.strip()], max_jsonl=args.max_jsonl,
+                             progress=lambda m: say(f"requests: {m}"))
+        say("requests: wrote " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f" requests to {args.out} "
+            f"(stores {{train,validation,test}}/, JSON Lines: {args.jsonl or 'none'}) in {time.time() - t0:.1f} s")
+    except (LogError, StoreError) as e:
+        print(f"requests: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"requests: error: {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0

@@ -3,10 +3,20 @@ import json
 import math
 
 import pytest
-
-from dtrn_ref.config import (ConfigError, config_to_json, fields, gate_experts, load_config, n_ln, num_experts,
-                             num_fields, tables, tower_input_width)
 from refutil import TINY, config
+
+from dtrn_ref.config import (
+    ConfigError,
+    config_to_json,
+    fields,
+    gate_experts,
+    load_config,
+    n_ln,
+    num_experts,
+    num_fields,
+    tables,
+    tower_input_width,
+)
 
 
 @pytest.mark.parametrize("name,F,B,experts", [("small", 7, 3, 3), ("standard", 10, 3, 4), ("large", 14, 4, 10)])

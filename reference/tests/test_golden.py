@@ -5,13 +5,13 @@ import os
 import numpy as np
 import pytest
 import torch
+from refutil import CONFIGS, TINY
 from safetensors.torch import load_file
 
 from dtrn_ref import __main__ as cli
 from dtrn_ref.checkpoint import load_checkpoint
 from dtrn_ref.model import fold_hypernetwork
 from dtrn_ref.requests_io import read_requests
-from refutil import CONFIGS, TINY
 
 SMALL = os.path.join(CONFIGS, "small.json")
 

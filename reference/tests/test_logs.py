@@ -47,11 +47,12 @@ def brute(rows, user, t, beh, L):
 
 
 def rows_of(text, bmap):
+    """(user, item, category, name, time, line) per event; a raw type mapped to several names gives several."""
     out = []
     for n, line in enumerate(text.strip().splitlines(), 1):
         u, i, c, b, t = line.split(",")
-        if bmap[b]:
-            out.append((int(u), int(i), int(c), bmap[b], int(t), n))
+        for name in bmap[b]:
+            out.append((int(u), int(i), int(c), name, int(t), n))
     return out
 
 
@@ -67,7 +68,12 @@ def check_requests(rows, splits, cfg, negatives):
             target = [x for x in rows if x[5] == line][0]
             assert target[0] == user and target[4] == t
             for b in cfg["behaviors"]:
-                assert r["behaviors"][b] == brute(rows, user, t, b, cfg["L"]), (r["id"], b)
+                seq = r["behaviors"][b]
+                if isinstance(seq, dict):  # seq_fields: each event carries its category
+                    cat_of = {x[1]: x[2] for x in rows}
+                    assert seq["category"] == [cat_of[i] for i in seq["item_id"]], (r["id"], b)
+                    seq = seq["item_id"]
+                assert seq == brute(rows, user, t, b, cfg["L"]), (r["id"], b)
             items = [c["item_id"] for c in r["candidates"]]
             earlier = {x[1] for x in rows if x[4] < t}
             assert target[1] in items and items.count(target[1]) == 1
@@ -102,7 +108,7 @@ def test_tiny_log_sequences_labels_and_splits(tmp_path):
     assert r["labels"][k] == [1, 1, 1]
     # item 14 at t=1040 sees the cart and purchase of item 10 (earlier) but not the purchase in the same second
     r = [x for s in first.values() for x in s if x["id"] == "1-1040-9"][0]
-    assert r["behaviors"] == {"click": [11, 13], "cart": [10], "purchase": []}
+    assert {b: v["item_id"] for b, v in r["behaviors"].items()} == {"click": [11, 13], "cart": [10], "purchase": []}
 
 
 def test_same_second_is_not_history(tmp_path):
@@ -110,8 +116,9 @@ def test_same_second_is_not_history(tmp_path):
     out = logs.load(path, small_cfg(), negatives=1, fractions=(1.0, 0.0))
     by_id = {r["id"]: r for r in out["train"]}
     assert "9-99-1" not in by_id  # first second: warm-up
-    assert by_id["5-100-2"]["behaviors"]["click"] == [] and by_id["5-100-3"]["behaviors"]["click"] == []
-    assert by_id["5-101-4"]["behaviors"]["click"] == [1, 2]
+    assert by_id["5-100-2"]["behaviors"]["click"]["item_id"] == [] and \
+        by_id["5-100-3"]["behaviors"]["click"]["item_id"] == []
+    assert by_id["5-101-4"]["behaviors"]["click"] == {"item_id": [1, 2], "category": [1, 1]}
     # negatives only from strictly earlier seconds: at t=100 only item 9 exists, at t=101 items 9, 1, 2
     assert [c["item_id"] for c in by_id["5-100-2"]["candidates"] if c["item_id"] != 1] == [9]
     assert by_id["5-101-4"]["candidates"][0]["item_id"] in (9, 1, 2, 3)
@@ -194,3 +201,87 @@ def test_config_without_hour(tmp_path):
     reqs = [r for v in out.values() for r in v]
     assert reqs and all(r["context"] == {} for r in reqs)
     assert collate(reqs, cfg).labels.shape == (2 * len(reqs), 3)
+
+
+def test_column_mapping_header_and_extra_columns(tmp_path):
+    """A log laid out differently: a header, other column names and order, an extra column; the same
+    requests as the UserBehavior layout."""
+    lines = TINY.strip().splitlines()
+    shuffled = ["ts,kind,junk,cat,uid,iid"] + [
+        f"{t},{b},x{n},{c},{u},{i}" for n, (u, i, c, b, t) in enumerate(x.split(",") for x in lines)]
+    path = write(tmp_path, "\n".join(shuffled) + "\n", "h.csv")
+    cfg = small_cfg(L=2)
+    want = logs.load(write(tmp_path, TINY), cfg, negatives=2, seed=1, fractions=(0.5, 0.25))
+    got = logs.load(path, cfg, negatives=2, seed=1, fractions=(0.5, 0.25), header=True,
+                    columns="user=uid,item=iid,behavior=kind,time=ts,category=cat")
+    strip = lambda s: {k: [{**r, "id": r["id"].rsplit("-", 1)[0]} for r in v] for k, v in s.items()}  # noqa: E731
+    assert strip(got) == strip(want)  # ids end with the line number, one more with a header
+
+
+def test_one_raw_type_feeds_several_names(tmp_path):
+    path = write(tmp_path, TINY)
+    bmap = "pv=click,cart=cart,buy=purchase+cart,fav="
+    rows = rows_of(TINY, logs.parse_behavior_map(bmap))
+    cfg = small_cfg(L=3)
+    splits = logs.load(path, cfg, behavior_map=bmap, negatives=2, seed=1, fractions=(0.5, 0.25), target="task0")
+    check_requests(rows, splits, cfg, negatives=2)
+    r = [x for s in splits.values() for x in s if x["id"] == "1-1060-11"][0]
+    assert r["behaviors"]["cart"]["item_id"] == [10, 10]  # the cart at 1020 and the buy at 1040 (also a cart)
+
+
+@pytest.mark.parametrize("columns,needle", [
+    ("user=uid,item=item_id,behavior=behavior_type,time=timestamp", "no column 'uid'"),
+    ("user=user_id,item=item_id,behavior=behavior_type", "role 'time' is missing"),
+    ("user=user_id,user=item_id,item=item_id,behavior=behavior_type,time=timestamp", "appears twice"),
+])
+def test_bad_column_mappings(tmp_path, columns, needle):
+    with pytest.raises(logs.LogError, match=needle):
+        logs.read_log(write(tmp_path, TINY), columns=columns)
+
+
+def test_unmapped_config_field_is_named(tmp_path):
+    cfg = load_config(TAOBAO)
+    cfg["fields"] = cfg["fields"] + [{"name": "brand", "group": "item", "kind": "sparse", "vocab": 10}]
+    with pytest.raises(logs.LogError, match="config field 'brand'.*not in the column mapping"):
+        logs.load(write(tmp_path, TINY), load_config(cfg))
+    # mapped, it is read from its column (the item's first event for candidates)
+    text = "".join(f"{x},{int(x.split(',')[1]) % 3}\n" for x in TINY.strip().splitlines())
+    out = logs.load(write(tmp_path, text, "b.csv"), load_config(cfg), negatives=1,
+                    names="user_id,item_id,category_id,behavior_type,timestamp,brand_col",
+                    columns=logs.DEFAULT_COLUMNS + ",brand=brand_col")
+    assert all(c["brand"] == c["item_id"] % 3 for v in out.values() for r in v for c in r["candidates"])
+
+
+def test_seq_fields_config_carries_event_categories(tmp_path):
+    cfg = load_config(os.path.join(HERE, "..", "configs", "taobao.json"))
+    assert cfg["seq_fields"] == ["category"]
+    out = logs.load(write(tmp_path, TINY), cfg, negatives=1)
+    cat_of = {int(x.split(",")[1]): int(x.split(",")[2]) for x in TINY.strip().splitlines()}
+    for v in out.values():
+        for r in v:
+            for b in r["behaviors"].values():
+                assert b["category"] == [cat_of[i] for i in b["item_id"]]
+
+
+def test_requests_cli_from_a_log_writes_stores_and_jsonl(tmp_path):
+    """synth-log -> requests --log (chunked): the stores load, train reads them, the JSON Lines parse."""
+    from dtrn_ref import requests_cli, synth_log, train
+    from dtrn_ref.requests_io import read_requests
+    from dtrn_ref.store import Columns
+    log = tmp_path / "log.csv"
+    synth_log.write_log(str(log), 6000, seed=3)
+    assert sum(1 for _ in open(log)) == 6000
+    out = tmp_path / "req"
+    assert requests_cli.main(["--config", TAOBAO, "--log", str(log), "--out", str(out), "--chunk", "700",
+                              "--max-jsonl", "50"]) == 0
+    cfg = load_config(TAOBAO)
+    sizes = {s: len(Columns.load(out / s, cfg)) for s in ("train", "validation", "test")}
+    assert sizes["train"] > 4 * sizes["test"] > 0
+    reqs = read_requests(out / "test.jsonl", cfg)
+    assert len(reqs) == 50 and all(r.labels is not None for r in reqs)
+    whole = logs.load_columns(str(log), cfg)  # the same targets, in memory
+    assert {s: len(c) for s, c in whole.items()} == sizes
+    t = Columns.load(out / "test", cfg)
+    np.testing.assert_array_equal(t.batch(np.arange(50)).seq, whole["test"].to_rows().batch(np.arange(50)).seq)
+    assert train.main(["--config", TAOBAO, "--data", str(out), "--out", str(tmp_path / "run"), "--epochs", "1",
+                       "--no-progress"]) == 0

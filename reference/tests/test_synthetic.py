@@ -89,3 +89,44 @@ def test_planted_structure_is_task_specific():
     oracle = S.oracle_log_probs(cfg, reqs)  # the same truth, per candidate and task
     assert oracle.shape == (len(reqs) * 20, 3)
     assert np.allclose(oracle[:, 0], log_click.ravel()) and np.allclose(oracle[:, 2], (log_click - lam).ravel())
+
+
+# ---- the negative-transfer world --------------------------------------------------------------------
+
+def test_negative_transfer_world_is_deterministic_and_planted():
+    from dtrn_ref import metrics as MX
+    from dtrn_ref.synthetic import generate_nt_columns
+    seq = os.path.join(os.path.dirname(__file__), "..", "configs", "small-seq.json")
+    a, oa = generate_nt_columns(seq, 3000, seed=4, with_oracle=True)
+    b, ob = generate_nt_columns(seq, 3000, seed=4, with_oracle=True)
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(oa, ob)
+    assert np.array_equal(a.seq["seq.item_id"], b.seq["seq.item_id"])
+    c = generate_nt_columns(seq, 3000, seed=5)
+    assert not np.array_equal(a.labels, c.labels)
+    # no raw user id: every request carries the same user_id
+    assert len(np.unique(a.req["req.user_id"])) == 1
+    # conflict: the true click and purchase logits are negatively correlated, labels drawn independently
+    assert np.corrcoef(oa[:, 0], oa[:, 1])[0, 1] < -0.3
+    # the oracle ranks well: the labels follow the planted probabilities
+    assert MX.auc(a.labels[:, 0], oa[:, 0]) > 0.75 and MX.auc(a.labels[:, 1], oa[:, 1]) > 0.75
+    # each behaviour carries its own task's taste: the click sequence's categories predict clicks better than
+    # purchases, the purchase sequence's predict purchases better (in the opposite direction for the other)
+    from dtrn_ref.config import load_config
+    from dtrn_ref.synthetic import NT_SPREAD, NTWorld
+    cfg = load_config(seq)
+    w = NTWorld(cfg, 0)
+    cent = w.centres / np.sqrt(1 + NT_SPREAD ** 2)
+    R, B, N = len(a), 3, 10
+    cand_cat = a.cand["cand.category"]
+    grp = np.repeat(np.arange(R), N)
+    gauc = {}
+    for bi in (0, 2):
+        score = np.zeros(R * N)
+        for r in range(R):
+            s, n = a.seq_start[r * B + bi], a.seq_len[r * B + bi]
+            if n:
+                v = cent[a.seq["seq.category"][s:s + n][-5:]].mean(0)
+                score[r * N:(r + 1) * N] = cent[cand_cat[r * N:(r + 1) * N]] @ v
+        gauc[bi] = [MX.gauc(a.labels[:, k], score, grp) for k in range(2)]
+    assert gauc[0][0] > 0.6 and gauc[0][1] < 0.45   # click events: clicks up, purchases down
+    assert gauc[2][1] > 0.6 and gauc[2][0] < 0.45   # purchase events: the reverse

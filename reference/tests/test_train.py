@@ -110,6 +110,7 @@ def test_usage_errors_are_reported(tmp_path, capsys):
         assert "no CUDA device" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_gloo(tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, PYTHONPATH=os.path.abspath(REF) + os.pathsep + os.environ.get("PYTHONPATH", ""),
