@@ -38,7 +38,9 @@ def main(argv=None):
             if i >= a.warmup:
                 times.append(dt)
     times.sort()
-    q = lambda f: times[min(len(times) - 1, int(f * len(times)))]
+    def q(f):
+        return times[min(len(times) - 1, int(f * len(times)))]
+
     print(f"pytorch {torch.__version__}, {a.threads} thread(s), {len(times)} runs of {cfg.get('name', '?')}: "
           f"avg {statistics.fmean(times):.4f}  p50 {q(0.5):.4f}  p90 {q(0.9):.4f}  p99 {q(0.99):.4f}  min {times[0]:.4f} ms")
     return 0

@@ -18,8 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import torch, safetensors, numpy, pytest" 2>/dev/null; then
-  echo "setup: installing Python packages (torch, safetensors, numpy, pytest, tqdm)" >&2
-  "$PY" -m pip install -q torch safetensors numpy pytest tqdm
+if ! "$PY" -c "import torch, safetensors, numpy, pytest, pyarrow" 2>/dev/null; then
+  echo "setup: installing Python packages (torch, safetensors, numpy, pytest, tqdm, pyarrow, ruff)" >&2
+  "$PY" -m pip install -q torch safetensors numpy pytest tqdm pyarrow ruff
 fi
 echo "setup: ok" >&2

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
 
-from dtrn_ref.config import fields as cfg_fields, gate_experts
+from dtrn_ref.config import gate_experts
 from dtrn_ref.model import LN_EPS, fold_hypernetwork
 
 INPUT_ORDER = ("req_sparse", "req_dense", "seq", "seq_len", "cand_sparse", "cand_dense")

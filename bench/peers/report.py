@@ -132,7 +132,7 @@ def workload_md(w, res, ns):
         bf = min(bf, key=lambda e: e["by_n"][str(n)]["p50_ms"]) if bf else None
         bi = min(bi, key=lambda e: e["by_n"][str(n)]["p50_ms"]) if bi else None
 
-        def nm(e):
+        def nm(e, n=n):
             return "–" if e is None else (f"{e['runtime']} {e['variant']} ({_fmt(e['by_n'][str(n)]['p50_ms'])})")
         r_all = best["by_n"][str(n)]["p50_ms"] / ref[str(n)]["p50_ms"]
         r_f32 = (bf["by_n"][str(n)]["p50_ms"] / f32ref[str(n)]["p50_ms"]) if bf and str(n) in f32ref else None
@@ -149,9 +149,9 @@ def workload_md(w, res, ns):
     if bad or peer_err:
         out.append(f"#### {w}: what could not run, and why\n")
         seen = set()
-        for p, k, v in peer_err:
+        for p, _k, v in peer_err:
             out.append(f"- {LABEL.get(p, p)}: {v}")
-        for e, n, msg in bad:
+        for e, _n, msg in bad:
             key = (e["runtime"], e["variant"], msg)
             if key in seen:
                 continue
