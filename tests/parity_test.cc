@@ -3,7 +3,7 @@
 //   int8 .dtrn (int8 layers and int8 embeddings) vs the f32 runtime: mean |dp| <= 0.01,
 //   mean Kendall tau of the fused order >= 0.95 (and per-task AUC within 0.002 where
 //   the requests carry labels from a trained model: the committed example).
-// Covers small, standard, large, every mtl head and both poolings. Skips when the
+// Covers small, standard, large, every mtl head, both poolings and seq_fields. Skips when the
 // reference (torch) or dtrn-convert is unavailable.
 #include <gtest/gtest.h>
 
@@ -187,6 +187,10 @@ std::string Variant(const t::TempDir& dir, const std::string& base, const std::s
 }
 
 TEST(Parity, SmallMmoeTarget) { RunCase("small", Config("small"), 12, 1, true); }
+
+// seq_fields: every behaviour event carries its item's category, summed into the sequence
+// input and the target query (spec TIM step 2, pooling).
+TEST(Parity, SmallSeqFieldsCategory) { RunCase("small_seq", Config("small-seq"), 12, 8, true); }
 
 TEST(Parity, StandardMmoeTarget) { RunCase("standard", Config("standard"), 6, 2, true); }
 
