@@ -74,16 +74,20 @@ install(FILES runtime/include/dtrn/runtime.h runtime/include/dtrn/status.h ${DTR
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/dtrn COMPONENT dev)
 install(FILES runtime/io/include/dtrn/io/line_reader.h runtime/io/include/dtrn/io/requests.h
   runtime/io/include/dtrn/io/scores.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/dtrn/io COMPONENT dev)
-# The C example and the Android JNI sketch, for docs/integration.md.
+# The C example, the Android JNI bridge and the iOS (Swift) sketch, for docs/integration.md.
 install(FILES examples/score_c.c DESTINATION ${CMAKE_INSTALL_DATADIR}/dtrn/examples COMPONENT dev)
-install(DIRECTORY examples/android DESTINATION ${CMAKE_INSTALL_DATADIR}/dtrn/examples COMPONENT dev)
+install(DIRECTORY examples/android examples/ios DESTINATION ${CMAKE_INSTALL_DATADIR}/dtrn/examples COMPONENT dev)
 
 # The command-line tools.
-set(_dtrn_tools dtrn-convert dtrn-inspect dtrn-run)
-if(TARGET dtrn-bench)
-  list(APPEND _dtrn_tools dtrn-bench)
+set(_dtrn_tools)
+foreach(t dtrn-convert dtrn-inspect dtrn-run dtrn-bench)
+  if(TARGET ${t})
+    list(APPEND _dtrn_tools ${t})
+  endif()
+endforeach()
+if(_dtrn_tools)
+  install(TARGETS ${_dtrn_tools} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
 endif()
-install(TARGETS ${_dtrn_tools} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
 
 # CMake package: <prefix>/lib/cmake/dtrn/{dtrnConfig,dtrnConfigVersion,dtrnTargets*}.cmake.
 set(DTRN_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/dtrn)
