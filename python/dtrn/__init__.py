@@ -92,7 +92,9 @@ class Model:
         return self._m.group_fields("item")
 
     def session(self, threads=1, kernels="auto"):
-        """A Session: scoring state for one thread. threads: intra-request threads."""
+        """A Session: scoring state for one thread. threads: intra-request threads; kernels: the
+        int8 kernel ("auto", "portable", "avx2", "avx512-vnni", "neon-dotprod"; all give the
+        same bits, a choice this CPU lacks raises InvalidArgumentError or UnimplementedError)."""
         return Session(self, threads, kernels)
 
     def __repr__(self):

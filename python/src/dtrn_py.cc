@@ -353,12 +353,8 @@ NB_MODULE(_dtrn, m) {
           [](const PyModel& m, int threads, const std::string& kernels) {
             dtrn::SessionOptions o;
             o.threads = threads;
-            if (kernels == "auto")
-              o.kernels = dtrn::DenseKernels::kAuto;
-            else if (kernels == "xnnpack")
-              o.kernels = dtrn::DenseKernels::kXnnpack;
-            else
-              Invalid("kernels '" + kernels + "': expected 'auto' or 'xnnpack'");
+            if (!dtrn::ParseDenseKernels(kernels, &o.kernels))
+              Invalid("kernels '" + kernels + "': expected auto, portable, avx2, avx512-vnni or neon-dotprod");
             auto s = std::make_unique<PySession>();
             s->model = m.model;
             s->schema = dtrn::io::RequestSchema::FromModel(*m.model);
