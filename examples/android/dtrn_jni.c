@@ -89,8 +89,7 @@ JNIEXPORT jobjectArray JNICALL Java_com_example_dtrn_Dtrn_taskNames(JNIEnv* env,
   return names;
 }
 
-JNIEXPORT jlong JNICALL Java_com_example_dtrn_Dtrn_createSession(JNIEnv* env, jclass cls, jlong model,
-                                                                 jint threads) {
+JNIEXPORT jlong JNICALL Java_com_example_dtrn_Dtrn_createSession(JNIEnv* env, jclass cls, jlong model, jint threads) {
   dtrn_error_t err;
   jni_session* s = (jni_session*)calloc(1, sizeof(jni_session));
   (void)cls;

@@ -165,8 +165,8 @@ struct PySession {
 
   // Arrays in, arrays out: see dtrn.Session.score_arrays (python/dtrn/__init__.py), which
   // brings every input to these dtypes and shapes first.
-  nb::dict ScoreArrays(const std::string& id, nb::dict user, nb::dict context, nb::list behaviors,
-                       nb::list side_ids, nb::dict candidates, nb::object weights) {
+  nb::dict ScoreArrays(const std::string& id, nb::dict user, nb::dict context, nb::list behaviors, nb::list side_ids,
+                       nb::dict candidates, nb::object weights) {
     dtrn::Request r;
     r.id = id;
     GroupValues(schema.user, user, "user", &r.user);
@@ -276,9 +276,10 @@ NB_MODULE(_dtrn, m) {
     const char* name;
     PyObject* builtin;
   };
-  const Spec specs[] = {{1, "InvalidArgumentError", PyExc_ValueError}, {2, "NotFoundError", PyExc_LookupError},
-                        {3, "DataLossError", PyExc_ValueError},        {4, "UnimplementedError", PyExc_NotImplementedError},
-                        {5, "InternalError", PyExc_RuntimeError},      {6, "IoError", PyExc_OSError}};
+  const Spec specs[] = {
+      {1, "InvalidArgumentError", PyExc_ValueError}, {2, "NotFoundError", PyExc_LookupError},
+      {3, "DataLossError", PyExc_ValueError},        {4, "UnimplementedError", PyExc_NotImplementedError},
+      {5, "InternalError", PyExc_RuntimeError},      {6, "IoError", PyExc_OSError}};
   g_errors[0] = PyErr_NewExceptionWithDoc("dtrn.Error", "An error reported by the dtrn-edge runtime (.code: its name).",
                                           PyExc_Exception, nullptr);
   m.attr("Error") = nb::handle(g_errors[0]);
@@ -295,8 +296,10 @@ NB_MODULE(_dtrn, m) {
     }
   });
 
-  m.def("version", [] { return std::string(dtrn::Version()); }, "The library version, e.g. '0.2.0'.");
-  m.def("format_version", [] { return dtrn::FormatVersion(); }, "The .dtrn format_version this library reads.");
+  m.def(
+      "version", [] { return std::string(dtrn::Version()); }, "The library version, e.g. '0.2.0'.");
+  m.def(
+      "format_version", [] { return dtrn::FormatVersion(); }, "The .dtrn format_version this library reads.");
 
   nb::class_<dtrn::FieldInfo>(m, "Field")
       .def_ro("name", &dtrn::FieldInfo::name)
