@@ -5,6 +5,7 @@
 #  - the C++ entry points an app needs are exported; the soname carries major.minor.
 # Usage: tests/exports_test.sh LIBDTRN.so [SOURCE_DIR]
 set -euo pipefail
+# (grep -q reads here-strings, not pipes: with pipefail an early exit of grep -q would fail the pipe.)
 so=$1
 src=${2:-$(cd "$(dirname "$0")/.." && pwd)}
 fail() { echo "exports_test: FAIL: $*" >&2; exit 1; }
@@ -20,12 +21,12 @@ bad=$(printf '%s\n' "$demangled" | grep -Ev "$allowed" || true)
 [ -z "$bad" ] || fail "exported but not part of the API:"$'\n'"$bad"
 
 want=$(grep -oE 'DTRN_API[^;]*\b(dtrn_[a-z0-9_]+)\(' "$src/runtime/c_api/dtrn.h" | grep -oE 'dtrn_[a-z0-9_]+\($' | tr -d '(' | sort -u)
-for f in $want; do printf '%s\n' "$syms" | grep -qx "$f" || fail "C API function $f is not exported"; done
+for f in $want; do grep -qx "$f" <<<"$syms" || fail "C API function $f is not exported"; done
 ncapi=$(printf '%s\n' $want | grep -c .)
 
 for f in 'dtrn::Model::Load(' 'dtrn::Session::Create(' 'dtrn::Session::Score(' 'dtrn::Rank(' 'dtrn::Version()' \
          'dtrn::io::ParseRequestJson(' 'dtrn::io::ScoresToJsonLine('; do
-  printf '%s\n' "$demangled" | grep -qF "$f" || fail "C++ API symbol $f... is not exported"
+  grep -qF "$f" <<<"$demangled" || fail "C++ API symbol $f... is not exported"
 done
 
 soname=$(objdump -p "$so" | awk '/SONAME/ { print $2 }')

@@ -46,7 +46,7 @@ if ls "$p"/lib/libdtrn.so* >/dev/null 2>&1; then
 fi
 internal=$(cd "$p/include" && find . -type f | grep -Ev '^\./(dtrn\.h|dtrn/(runtime|status|version)\.h|dtrn/io/(requests|scores|line_reader)\.h)$' || true)
 [ -z "$internal" ] || fail "headers installed that are not public: $internal"
-"$p/bin/dtrn-inspect" --version | grep -q "format_version" || fail "dtrn-inspect --version prints no format version"
+grep -q "format_version" <<<"$("$p/bin/dtrn-inspect" --version)" || fail "dtrn-inspect --version prints no format version"
 step "installed into a temporary prefix (shared library: $shared)"
 
 # -- 2. the example, converted and scored with the installed tools
@@ -78,12 +78,12 @@ cmake_consumer() {  # cmake_consumer SRC BUILD PREFIX LABEL [cmake args]
 }
 if [ $shared = 1 ]; then
   cmake_consumer "$cons" "$work/b-shared" "$p" "cmake shared"
-  ldd "$work/b-shared/consumer_c" | grep -q "libdtrn.so" || fail "cmake shared: consumer_c does not link libdtrn.so"
+  grep -q "libdtrn.so" <<<"$(ldd "$work/b-shared/consumer_c")" || fail "cmake shared: consumer_c does not link libdtrn.so"
   check_programs "$work/b-shared" "cmake shared"
   step "find_package(dtrn) consumer, shared: C and C++ programs build and run, scores == dtrn-run's"
 fi
 cmake_consumer "$cons" "$work/b-static" "$p" "cmake static" -DDTRN_USE_STATIC_LIBS=ON
-! ldd "$work/b-static/consumer_c" | grep -q "libdtrn.so" || fail "cmake static: consumer_c links libdtrn.so"
+! grep -q "libdtrn.so" <<<"$(ldd "$work/b-static/consumer_c")" || fail "cmake static: consumer_c links libdtrn.so"
 check_programs "$work/b-static" "cmake static"
 cmake_consumer "$cons/c_only" "$work/b-c-only" "$p" "cmake C-only static" -DDTRN_USE_STATIC_LIBS=ON
 "$work/b-c-only/consumer_c_only" "$work/small.dtrn" "$work/requests.jsonl" 1 >/dev/null || fail "C-only consumer"
