@@ -5,11 +5,15 @@
 //   3. every tensor (dtype, shape x dtype = size, 64-aligned, inside the segment, no two
 //      overlapping, each used by exactly one role);
 //   4. the config and every layer against it: shapes, relu flags, enums in range,
-//      quantization scales positive and finite, zero points in range, gate wiring.
+//      quantization scales positive and finite, zero points in range, gate wiring, and the
+//      two stored copies of a chained int8 activation's quantization equal (CheckChained), and
+//      no int8 layer's int32 accumulator able to overflow (bias and weights).
 // Without the checksum (the fast path) 2-4 still hold, so a damaged file never reads out
 // of bounds; with it (the default) any change to the file is refused.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -230,10 +234,41 @@ class Verifier {
         return Bad(what + ": requantization scale of output " + std::to_string(o) + " is >= 256 (XNNPACK limit)");
     }
     spec->bias_i32 = reinterpret_cast<const int32_t*>(Data(b));
+    // The int32 accumulator, bias + sum_i w[o][i] * (x_i - input zero point) with |x - zp| <=
+    // 255, must not overflow for any input: every int8 kernel relies on it (XNNPACK's; ours,
+    // which folds the zero point into the bias; the per-request split's partial sums). So
+    // |bias| + 255 * sum_i |w[o][i]| <= INT32_MAX. One pass over the layer's weights.
+    for (int64_t o = 0; o < out; ++o) {
+      int64_t bound = std::abs(static_cast<int64_t>(spec->bias_i32[o]));
+      const int8_t* row = spec->weight_i8 + o * in;
+      for (int64_t i = 0; i < in; ++i) bound += 255 * std::abs(static_cast<int64_t>(row[i]));
+      if (bound > INT32_MAX)
+        return Bad(what + ": output " + std::to_string(o) + "'s int32 accumulator can overflow (bias " +
+                   std::to_string(spec->bias_i32[o]) + ", |bias| + 255 * sum |w| = " + std::to_string(bound) + ")");
+    }
     spec->input_scale = l->input_scale();
     spec->input_zero_point = l->input_zero_point();
     spec->output_scale = l->output_scale();
     spec->output_zero_point = l->output_zero_point();
+    return Status::Ok();
+  }
+
+  // Two layers of a chain, the output of `a` exactly the input of `b` (TIM ffn1 -> ffn2, TRM
+  // fc1 -> fc2, consecutive layers of an expert or a tower). When both are INT8 with static
+  // activations, the activation between them is one int8 tensor whose quantization the file
+  // stores twice (a's output, b's input): dtrn-convert writes the two equal (int8_plan.cc,
+  // ChooseLayerParams), and the runtime then passes the int8 tensor on without converting.
+  // Unequal copies mean a damaged file (a flipped bit the checksum would catch; checked here
+  // for the fast path).
+  Status CheckChained(const LinearSpec& a, const LinearSpec& b, const std::string& role) const {
+    const bool both_static = a.precision == Precision::INT8 && b.precision == Precision::INT8 &&
+                             a.activation == Activation::Static && b.activation == Activation::Static;
+    if (!both_static) return Status::Ok();
+    if (a.output_scale != b.input_scale || a.output_zero_point != b.input_zero_point)
+      return Bad(role + ": '" + b.name + "' reads '" + a.name + "''s int8 output with other quantization (input " +
+                 std::to_string(b.input_scale) + " / " + std::to_string(b.input_zero_point) + ", output " +
+                 std::to_string(a.output_scale) + " / " + std::to_string(a.output_zero_point) +
+                 "): the two copies of one activation's parameters must be equal");
     return Status::Ok();
   }
 
@@ -448,6 +483,7 @@ class Verifier {
       DTRN_RETURN_IF_ERROR(ResolveLinear(b->attn_out(), role + ".attn_out", d, d, false, &spec.attn_out));
       DTRN_RETURN_IF_ERROR(ResolveLinear(b->ffn1(), role + ".ffn1", d, m_->d_ff, true, &spec.ffn1));
       DTRN_RETURN_IF_ERROR(ResolveLinear(b->ffn2(), role + ".ffn2", m_->d_ff, d, false, &spec.ffn2));
+      DTRN_RETURN_IF_ERROR(CheckChained(spec.ffn1, spec.ffn2, role));
       m_->tim_blocks.push_back(std::move(spec));
     }
     if (m_->pooling == Pooling::Target) {
@@ -471,6 +507,7 @@ class Verifier {
       TrmSpec spec;
       DTRN_RETURN_IF_ERROR(ResolveLinear(t->fc1(), role + ".fc1", m_->n, m_->trm_hidden, true, &spec.fc1));
       DTRN_RETURN_IF_ERROR(ResolveLinear(t->fc2(), role + ".fc2", m_->trm_hidden, m_->n, false, &spec.fc2));
+      DTRN_RETURN_IF_ERROR(CheckChained(spec.fc1, spec.fc2, role));
       m_->trm.push_back(std::move(spec));
     }
     return Status::Ok();
@@ -487,6 +524,7 @@ class Verifier {
       const bool relu = relu_last || j + 1 < nl;
       DTRN_RETURN_IF_ERROR(ResolveLinear(mlp->layers()->Get(static_cast<flatbuffers::uoffset_t>(j)),
                                          role + ".layers[" + std::to_string(j) + "]", in, widths[j], relu, &spec));
+      if (j > 0) DTRN_RETURN_IF_ERROR(CheckChained(out->back(), spec, role));
       in = widths[j];
       out->push_back(std::move(spec));
     }
