@@ -595,5 +595,23 @@ TEST(AtomicFile, UnnamedWhereTheFilesystemAllows) {
 #endif
 }
 
+// ------------------------------------------------------------------ fuzz findings
+
+// fuzz/fuzz_dtrn_load: a tensor's shape vector (int64 elements) 4 bytes off its alignment
+// passed the FlatBuffers verifier, which checks a vector's length field only, and reading it
+// was a misaligned load (UBSan). Refused now, as damage.
+TEST(FuzzRegressions, MisalignedInt64VectorIsRefused) {
+  const std::string bytes =
+      t::ReadFile(t::SourceDir() + "/fuzz/corpus/fuzz_dtrn_load/regress-misaligned-int64-vector.dtrn");
+  LoadOptions fast;
+  fast.verify_checksum = false;
+  auto m = Model::FromBuffer(bytes.data(), bytes.size(), fast);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(m.status().message().find("a vector of 64-bit integers is not 8-byte aligned"), std::string::npos)
+      << m.status().message();
+  EXPECT_FALSE(Model::FromBuffer(bytes.data(), bytes.size()).ok());
+}
+
 }  // namespace
 }  // namespace dtrn

@@ -42,6 +42,8 @@ std::string ShapeString(const std::vector<int64_t>& s) {
 
 std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
+bool Aligned8(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
+
 bool PositiveNormal(float x) { return x > 0.f && std::isnormal(x); }
 bool PositiveFinite(float x) { return x > 0.f && std::isfinite(x); }
 
@@ -102,6 +104,12 @@ class Verifier {
       const fb::Tensor* t = ts->Get(i);
       const std::string what = "tensor " + std::to_string(i) + " '" + Str(t->name()) + "'";
       if (t->shape() == nullptr) return Loss(what + ": no shape");
+      // The FlatBuffers verifier (2.0) checks a vector's length field only: a vector of 8-byte
+      // elements may sit 4 bytes off, and reading it would be a misaligned load (undefined
+      // behaviour; found by fuzz/fuzz_dtrn_load). A FlatBuffers builder always aligns them.
+      if (!Aligned8(t->shape()->data()) ||
+          (t->quantization() && t->quantization()->zero_point() && !Aligned8(t->quantization()->zero_point()->data())))
+        return Loss(what + ": corrupted: a vector of 64-bit integers is not 8-byte aligned");
       const size_t elem = format::DTypeSize(t->type());
       if (elem == 0) return Loss(what + ": unknown dtype " + std::to_string(static_cast<int>(t->type())));
       uint64_t numel = 1;
