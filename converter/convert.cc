@@ -131,16 +131,24 @@ Result<Converted> ConvertBytes(std::vector<uint8_t> checkpoint, const ConvertOpt
     }
     // Sampled rows measure each layer's SQNR; --int8-layers all measures nothing per layer.
     const bool measured = o.policy == Int8Policy::kMeasured;
-    DTRN_ASSIGN_OR_RETURN(Calibration cal, Calibrate(base_model, calib, measured ? 2048 : 0, progress, !measured));
     DTRN_ASSIGN_OR_RETURN(std::vector<Scores> f32_scores, ScoreAll(f32_model, calib));
     if (base_model != f32_model) {
+      // The rewrite is exact up to float rounding; if it is not on some model (a reader of the
+      // rescaled rows it does not compensate), it is dropped rather than shipped.
       DTRN_ASSIGN_OR_RETURN(std::vector<Scores> eq_scores, ScoreAll(base_model, calib));
       const CompareMetrics eq = Compare(calib, f32_scores, eq_scores);
-      char buf[160];
-      std::snprintf(buf, sizeof buf, "  the rescaled f32 model differs from the original by max |dp| %.3g",
-                    eq.max_abs_dp);
+      char buf[200];
+      const bool exact = eq.max_abs_dp <= 1e-5;
+      std::snprintf(buf, sizeof buf, "  the rescaled f32 model differs from the original by max |dp| %.3g%s",
+                    eq.max_abs_dp, exact ? "" : ": not exact, equalization dropped");
       log(buf);
+      if (!exact) {
+        base = f32;
+        base_model = f32_model;
+        equalization = "none (the rewrite was not exact: max |dp| " + std::to_string(eq.max_abs_dp) + ")";
+      }
     }
+    DTRN_ASSIGN_OR_RETURN(Calibration cal, Calibrate(base_model, calib, measured ? 2048 : 0, progress, !measured));
     Int8Options iopt;
     iopt.policy = o.policy;
     iopt.embeddings = emb;

@@ -104,13 +104,20 @@ FieldScaling ChooseFieldScaling(const ModelDesc& m, const Calibration& cal) {
   FieldScaling s;
   s.exponent.assign(F, 0);
   // Variables: one exponent per rescalable table (shared by its fields) or dense field.
+  // Tables the behaviour sequences read (the item table; the tables of seq_fields) stay at
+  // scale 1: TIM sums their rows into its input, where no reader's weights compensate.
+  std::vector<bool> seq_table(c.tables.size(), false);
+  if (c.item_table >= 0 && static_cast<size_t>(c.item_table) < c.tables.size()) seq_table[c.item_table] = true;
+  for (const std::string& name : c.seq_fields)
+    for (const FieldConfig& fc : c.fields)
+      if (fc.name == name && fc.kind != FieldKind::kDense) seq_table[fc.table_index] = true;
   std::vector<int> var_of_field(F, -1), var_of_table(c.tables.size(), -1);
   int vars = 0;
   for (size_t f = 0; f < F; ++f) {
     const FieldConfig& fc = c.fields[f];
     if (fc.kind == FieldKind::kDense) {
       var_of_field[f] = vars++;
-    } else if (fc.table_index != c.item_table) {
+    } else if (!seq_table[fc.table_index]) {
       if (var_of_table[fc.table_index] < 0) var_of_table[fc.table_index] = vars++;
       var_of_field[f] = var_of_table[fc.table_index];
     }

@@ -103,17 +103,24 @@ TEST(RequestJson, MapsEveryFieldInModelOrder) {
   EXPECT_EQ(q.weights, (std::vector<float>{1.0f, 3.0f}));
 }
 
-TEST(RequestJson, LabelsAndWeightsOptionalNullMeansAbsent) {
+// Optional, but null is not absent: it is refused (as the reference does; the shared corpus,
+// tests/data/request_corpus.jsonl, has both).
+TEST(RequestJson, LabelsAndWeightsOptionalNullIsRefused) {
   std::string s = Mutate(R"(, "labels": [[1, 0], [0.0, 1.0]], "weights": [1.0, 3])", "");
   Result<Request> r = ParseRequestJson(SmallSchema(), s, 1);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->labels.empty());
   EXPECT_TRUE(r->weights.empty());
-  s = Mutate(R"("labels": [[1, 0], [0.0, 1.0]], "weights": [1.0, 3])", R"("labels": null, "weights": null)");
+  s = Mutate(R"("labels": [[1, 0], [0.0, 1.0]], "weights": [1.0, 3])", R"("labels": null, "weights": [1.0, 3])");
   r = ParseRequestJson(SmallSchema(), s, 1);
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_TRUE(r->labels.empty());
-  EXPECT_TRUE(r->weights.empty());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("labels: expected an array of labels, got null (omit"), std::string::npos)
+      << r.status().message();
+  s = Mutate(R"("labels": [[1, 0], [0.0, 1.0]], "weights": [1.0, 3])", R"("weights": null)");
+  r = ParseRequestJson(SmallSchema(), s, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("weights: expected an array of weights, got null (omit"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(RequestJson, IntegerIdIsReadAsDecimalText) {
@@ -172,8 +179,10 @@ TEST(RequestJson, EveryErrorNamesTheField) {
       // ids
       {R"("user_id": 1234)", R"("user_id": 9223372036854775808)",
        "user.user_id: id 9223372036854775808 does not fit in int64"},
-      {R"("user_id": 1234)", R"("user_id": -9223372036854775809)", "user.user_id: expected an integer id"},
-      {R"("user_id": 1234)", R"("user_id": 18446744073709551616)", "user.user_id: expected an integer id"},
+      {R"("user_id": 1234)", R"("user_id": -9223372036854775809)",
+       "user.user_id: id -9223372036854775809 does not fit in int64"},
+      {R"("user_id": 1234)", R"("user_id": 18446744073709551616)",
+       "user.user_id: id 18446744073709551616 does not fit in int64"},
       {R"("user_id": 1234)", R"("user_id": 5.0)", "user.user_id: expected an integer id in [-2^63, 2^63), got 5.0"},
       {R"("user_id": 1234)", R"("user_id": 1e3)", "user.user_id: expected an integer id"},
       {R"("user_id": 1234)", R"("user_id": "1234")", "user.user_id: expected an integer id, got \"1234\""},
@@ -417,7 +426,7 @@ TEST(RequestJson, DeepNestingIsAnErrorNotACrash) {
   const std::string deep = R"({"id":"x","user":)" + std::string(200000, '[') + std::string(200000, ']') + "}";
   Result<Request> r = ParseRequestJson(SmallSchema(), deep, 1);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message().rfind("line 1 (id x): ", 0), 0u);
+  EXPECT_EQ(r.status().message(), "line 1: invalid JSON: nested deeper than 64 levels");
 }
 
 TEST(RequestReader, StreamsSkipsBlankLinesAndNamesFileAndLine) {

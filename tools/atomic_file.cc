@@ -72,6 +72,13 @@ bool AllDigitsOrLetters(const std::string& s) {
   return !s.empty();
 }
 
+// Test-only: DTRN_ATOMIC_FILE_NAMED=1 forces the named temporary, the fallback for
+// filesystems without O_TMPFILE, so that tests can exercise it on any filesystem.
+bool ForceNamedForTests() {
+  const char* e = std::getenv("DTRN_ATOMIC_FILE_NAMED");
+  return e != nullptr && std::strcmp(e, "1") == 0;
+}
+
 }  // namespace
 
 int RemoveStaleTemporaries(const std::string& path) {
@@ -114,7 +121,7 @@ Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path) 
   SplitPath(path, &f->dir_, &base);
   RemoveStaleTemporaries(path);
 #ifdef O_TMPFILE
-  if (::access("/proc/self/fd", X_OK) == 0) {
+  if (!ForceNamedForTests() && ::access("/proc/self/fd", X_OK) == 0) {
     f->fd_ = ::open(f->dir_.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, FileMode());
   }
 #endif

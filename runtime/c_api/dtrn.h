@@ -95,6 +95,10 @@ DTRN_API int dtrn_model_field_group(const dtrn_model_t* model, size_t field); /*
 DTRN_API int dtrn_model_field_kind(const dtrn_model_t* model, size_t field);  /* a dtrn_field_kind */
 DTRN_API int dtrn_model_field_width(const dtrn_model_t* model, size_t field); /* dense width, 0 for sparse */
 DTRN_API int dtrn_model_seq_len(const dtrn_model_t* model);                   /* L */
+/* The item fields every behaviour event also carries (the config's seq_fields), in the model's
+ * order: the order of side_ids in dtrn_request_set_behavior_fields. 0 / NULL for most models. */
+DTRN_API size_t dtrn_model_num_seq_fields(const dtrn_model_t* model);
+DTRN_API const char* dtrn_model_seq_field_name(const dtrn_model_t* model, size_t index);
 
 /* ---- session -------------------------------------------------------------------------------- */
 
@@ -129,9 +133,16 @@ DTRN_API int dtrn_request_set_candidate_sparse(dtrn_request_t* request, size_t c
                                                dtrn_error_t* err);
 DTRN_API int dtrn_request_set_candidate_dense(dtrn_request_t* request, size_t candidate, const char* field,
                                               const float* values, size_t count, dtrn_error_t* err);
-/* A behaviour sequence by behaviour-type name, item ids oldest first (count 0: none). */
+/* A behaviour sequence by behaviour-type name, item ids oldest first (count 0: none). For a
+ * model without seq_fields only; with them, use dtrn_request_set_behavior_fields. */
 DTRN_API int dtrn_request_set_behavior(dtrn_request_t* request, const char* behavior, const int64_t* ids, size_t count,
                                        dtrn_error_t* err);
+/* A behaviour sequence of `count` events, oldest first, for any model: item_ids[count] and, for
+ * each of the model's seq_fields (dtrn_model_seq_field_name), side_ids[f][count], the same
+ * events' ids of that field (side_ids may be NULL for a model without seq_fields, or when
+ * count is 0). Ids are checked against their tables when the request is scored. */
+DTRN_API int dtrn_request_set_behavior_fields(dtrn_request_t* request, const char* behavior, const int64_t* item_ids,
+                                              const int64_t* const* side_ids, size_t count, dtrn_error_t* err);
 /* K finite weights in task order for the fused ranking; weights NULL / count 0: back to all 1. */
 DTRN_API int dtrn_request_set_weights(dtrn_request_t* request, const float* weights, size_t count, dtrn_error_t* err);
 

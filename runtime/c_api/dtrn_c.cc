@@ -44,6 +44,7 @@ Layout::Layout(const Model& model) : tasks(model.tasks()), behaviors(model.behav
   add(context, FieldGroup::kContext);
   add(item, FieldGroup::kItem);
   for (size_t b = 0; b < behaviors.size(); ++b) behavior_index.emplace(behaviors[b], b);
+  for (int i : model.seq_fields()) seq_fields.push_back(model.fields()[i].name);
   for (const FieldInfo& f : model.fields()) field_list += (field_list.empty() ? "" : ", ") + f.name;
 }
 
@@ -55,7 +56,7 @@ bool Layout::SameFields(const Layout& o) const {
     return true;
   };
   return tasks == o.tasks && behaviors == o.behaviors && same(user, o.user) && same(context, o.context) &&
-         same(item, o.item);
+         same(item, o.item) && seq_fields == o.seq_fields;
 }
 
 int Fill(dtrn_error_t* err, int code, const std::string& msg) {
@@ -224,6 +225,10 @@ int dtrn_model_field_width(const dtrn_model_t* m, size_t f) {
   return m && f < m->model->fields().size() ? m->model->fields()[f].width : -1;
 }
 int dtrn_model_seq_len(const dtrn_model_t* m) { return m ? m->model->seq_len() : -1; }
+size_t dtrn_model_num_seq_fields(const dtrn_model_t* m) { return m ? m->layout->seq_fields.size() : 0; }
+const char* dtrn_model_seq_field_name(const dtrn_model_t* m, size_t j) {
+  return m && j < m->layout->seq_fields.size() ? m->layout->seq_fields[j].c_str() : nullptr;
+}
 
 // ---- session ----
 
@@ -261,6 +266,8 @@ int dtrn_request_create(const dtrn_model_t* model, size_t num_candidates, dtrn_r
     r->request.user.resize(s.user.size());
     r->request.context.resize(s.context.size());
     r->request.behaviors.resize(s.behaviors.size());
+    if (!s.seq_fields.empty())
+      r->request.behavior_side_ids.assign(s.behaviors.size(), std::vector<std::vector<int64_t>>(s.seq_fields.size()));
     r->user_set.assign(s.user.size(), 0);
     r->context_set.assign(s.context.size(), 0);
     r->behavior_set.assign(s.behaviors.size(), 0);
@@ -354,21 +361,65 @@ int dtrn_request_set_candidate_dense(dtrn_request_t* r, size_t candidate, const 
   });
 }
 
+// The behaviour's index for a setter, or an error naming the model's behaviour types.
+static int FindBehavior(const dtrn_request_t* r, const char* behavior, size_t* index, dtrn_error_t* err) {
+  if (!behavior) return Invalid(err, "behavior is NULL");
+  auto it = r->layout->behavior_index.find(behavior);
+  if (it == r->layout->behavior_index.end()) {
+    std::string names;
+    for (const std::string& b : r->layout->behaviors) names += (names.empty() ? "" : ", ") + b;
+    return Fill(err, DTRN_NOT_FOUND,
+                std::string("unknown behaviour type '") + behavior + "' (the model's: " + names + ")");
+  }
+  *index = it->second;
+  return DTRN_OK;
+}
+
+static std::string JoinSeqFields(const Layout& l) {
+  std::string s;
+  for (const std::string& f : l.seq_fields) s += (s.empty() ? "" : ", ") + f;
+  return s;
+}
+
 int dtrn_request_set_behavior(dtrn_request_t* r, const char* behavior, const int64_t* ids, size_t count,
                               dtrn_error_t* err) {
   return Guard(err, [&] {
     if (!r) return Invalid(err, "request is NULL");
-    if (!behavior) return Invalid(err, "behavior is NULL");
-    auto it = r->layout->behavior_index.find(behavior);
-    if (it == r->layout->behavior_index.end()) {
-      std::string names;
-      for (const std::string& b : r->layout->behaviors) names += (names.empty() ? "" : ", ") + b;
-      return Fill(err, DTRN_NOT_FOUND,
-                  std::string("unknown behaviour type '") + behavior + "' (the model's: " + names + ")");
-    }
+    size_t b = 0;
+    if (int rc = FindBehavior(r, behavior, &b, err)) return rc;
+    if (!r->layout->seq_fields.empty())
+      return Invalid(err, std::string("behaviors.") + behavior + ": the model's events also carry " +
+                              JoinSeqFields(*r->layout) + " (seq_fields): use dtrn_request_set_behavior_fields");
     if (count && !ids) return Invalid(err, std::string("behaviors.") + behavior + ": ids is NULL");
-    r->request.behaviors[it->second].assign(ids, ids + count);
-    r->behavior_set[it->second] = 1;
+    r->request.behaviors[b].assign(ids, ids + count);
+    r->behavior_set[b] = 1;
+    return Ok(err);
+  });
+}
+
+int dtrn_request_set_behavior_fields(dtrn_request_t* r, const char* behavior, const int64_t* item_ids,
+                                     const int64_t* const* side_ids, size_t count, dtrn_error_t* err) {
+  return Guard(err, [&] {
+    if (!r) return Invalid(err, "request is NULL");
+    size_t b = 0;
+    if (int rc = FindBehavior(r, behavior, &b, err)) return rc;
+    const Layout& l = *r->layout;
+    const std::string where = std::string("behaviors.") + behavior;
+    if (count && !item_ids) return Invalid(err, where + ": item_ids is NULL");
+    if (!l.seq_fields.empty() && count && !side_ids)
+      return Invalid(err, where + ": side_ids is NULL (the model's seq_fields: " + JoinSeqFields(l) + ")");
+    for (size_t f = 0; f < l.seq_fields.size() && count; ++f)
+      if (!side_ids[f])
+        return Invalid(err, where + "." + l.seq_fields[f] + ": side_ids[" + std::to_string(f) + "] is NULL");
+    r->request.behaviors[b].assign(item_ids, item_ids + count);
+    for (size_t f = 0; f < l.seq_fields.size(); ++f) {
+      std::vector<int64_t>& dst = r->request.behavior_side_ids[b][f];
+      if (count)
+        dst.assign(side_ids[f], side_ids[f] + count);
+      else
+        dst.clear();
+    }
+    r->behavior_set[b] = 1;
     return Ok(err);
   });
 }

@@ -25,6 +25,7 @@ struct Layout {
   };
   std::vector<std::string> tasks, behaviors;
   std::vector<FieldInfo> user, context, item;  // each group's fields in the model's order
+  std::vector<std::string> seq_fields;         // the model's seq_fields (item fields each event carries)
   std::unordered_map<std::string, Slot> fields;
   std::unordered_map<std::string, size_t> behavior_index;
   std::string field_list;  // for "unknown field" messages

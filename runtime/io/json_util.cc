@@ -59,50 +59,164 @@ std::string TruncateUtf8(const std::string& s, size_t max_bytes) {
   return s.substr(0, cut) + "...";
 }
 
-std::string ShowJson(const json& v) { return TruncateUtf8(v.dump(-1, ' ', false, json::error_handler_t::replace), 48); }
+std::string ShowJson(const json& v) {
+  if (v.is_binary()) return TruncateUtf8(NumberText(v), 48);  // a number kept as text
+  return TruncateUtf8(v.dump(-1, ' ', false, json::error_handler_t::replace), 48);
+}
+
+namespace {
+
+// A DOM built from SAX events: nlohmann's own DOM parser, plus the checks ParseStrictJson
+// promises (duplicate keys, depth) and number tokens kept as text (json_util.h).
+class DomBuilder {
+ public:
+  DomBuilder(json* root, const std::vector<std::pair<std::string, std::string>>& placeholders)
+      : root_(root), placeholders_(placeholders) {}
+
+  bool null() { return Put(json(nullptr)) != nullptr; }
+  bool boolean(bool v) { return Put(json(v)) != nullptr; }
+  bool number_integer(int64_t v) { return Put(json(v)) != nullptr; }
+  bool number_unsigned(uint64_t v) { return Put(json(v)) != nullptr; }
+  bool number_float(double v, const std::string& token) {
+    for (const auto& [placeholder, original] : placeholders_)
+      if (token == placeholder) return Put(Text(original)) != nullptr;
+    // An integer token only arrives here when it fits neither int64 nor uint64.
+    if (IsIntegerToken(token)) return Put(Text(token)) != nullptr;
+    return Put(json(v)) != nullptr;
+  }
+  bool string(std::string& v) { return Put(json(std::move(v))) != nullptr; }
+  bool binary(json::binary_t&) { return false; }  // never from JSON text
+  bool start_object(size_t) { return Open(json::object()); }
+  bool end_object() { return Close(); }
+  bool start_array(size_t) { return Open(json::array()); }
+  bool end_array() { return Close(); }
+  bool key(std::string& k) {
+    if (stack_.back()->contains(k)) {
+      error = "invalid JSON: key \"" + TruncateUtf8(k, 48) + "\" appears twice in one object";
+      return false;
+    }
+    key_ = std::move(k);
+    return true;
+  }
+  bool parse_error(size_t position, const std::string& token, const nlohmann::detail::exception& e) {
+    error_id = e.id;
+    error_position = position;
+    error_token = token;
+    // e.what(): "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..."
+    const std::string what = e.what();
+    const size_t col = what.find("column ");
+    const size_t colon = col == std::string::npos ? std::string::npos : what.find(": ", col);
+    std::string detail = what;
+    if (colon != std::string::npos)
+      detail = what.substr(colon + 2);
+    else if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos)
+      detail = what.substr(what.find("] ") + 2);
+    error = "invalid JSON at byte " + std::to_string(position) + ": " + detail;
+    return false;
+  }
+
+  std::string error;
+  int error_id = 0;
+  size_t error_position = 0;
+  std::string error_token;
+
+ private:
+  static json Text(const std::string& token) { return json::binary(std::vector<uint8_t>(token.begin(), token.end())); }
+
+  // Stores v where the parser is: the root, the next array element, or the pending key's value.
+  json* Put(json&& v) {
+    if (stack_.empty()) {
+      *root_ = std::move(v);
+      return root_;
+    }
+    json* top = stack_.back();
+    if (top->is_array()) {
+      top->push_back(std::move(v));
+      return &top->back();
+    }
+    json& slot = (*top)[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool Open(json&& container) {
+    if (stack_.size() >= kMaxJsonDepth) {
+      error = "invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      return false;
+    }
+    json* p = Put(std::move(container));
+    stack_.push_back(p);
+    return true;
+  }
+  bool Close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  json* root_;
+  const std::vector<std::pair<std::string, std::string>>& placeholders_;
+  std::vector<json*> stack_;  // open containers, innermost last (pointers stay valid: only the innermost grows)
+  std::string key_;
+};
+
+}  // namespace
+
+bool IsIntegerToken(std::string_view t) {
+  size_t i = !t.empty() && t[0] == '-' ? 1 : 0;
+  if (i == t.size()) return false;
+  for (; i < t.size(); ++i)
+    if (t[i] < '0' || t[i] > '9') return false;
+  return true;
+}
+
+bool IsNumberText(const json& v) { return v.is_binary(); }
+
+std::string NumberText(const json& v) {
+  if (!v.is_binary()) return std::string();
+  const auto& b = v.get_binary();
+  return std::string(b.begin(), b.end());
+}
 
 bool ParseStrictJson(std::string_view text, json* out, std::string* error) {
-  // Keys of the objects being parsed, innermost last; starts[i] is where object i's keys begin.
-  std::vector<std::string> keys;
-  std::vector<size_t> starts;
-  std::string duplicate;
-  json::parser_callback_t cb = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start: starts.push_back(keys.size()); break;
-      case json::parse_event_t::key: {
-        const std::string& k = parsed.get_ref<const std::string&>();
-        for (size_t i = starts.back(); i < keys.size(); ++i)
-          if (keys[i] == k && duplicate.empty()) duplicate = k;
-        keys.push_back(k);
-        break;
-      }
-      case json::parse_event_t::object_end:
-        keys.resize(starts.back());
-        starts.pop_back();
-        break;
-      default: break;
+  if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") {
+    *error = "invalid JSON: a byte order mark (U+FEFF) before the value (JSON Lines text has none)";
+    return false;
+  }
+  // A number that overflows a double stops nlohmann's parser (error 406). Such a token is
+  // replaced by a placeholder number and the text parsed again, until it parses or fails
+  // otherwise; the placeholder reads back as the original token. The placeholder ends in
+  // exponent digits ("1e-3100", finite: it underflows to 0), so the character after it, which
+  // did not continue the original token, cannot continue it either: the tokens stay the same.
+  std::vector<std::pair<std::string, std::string>> placeholders;
+  std::string edited;
+  constexpr int kMaxOverflows = 16;
+  for (int attempt = 0;; ++attempt) {
+    std::string_view input = placeholders.empty() ? text : std::string_view(edited);
+    *out = json();
+    DomBuilder builder(out, placeholders);
+    bool ok = false;
+    try {
+      ok = json::sax_parse(input.begin(), input.end(), &builder, json::input_format_t::json, /*strict=*/true,
+                           /*ignore_comments=*/false);
+    } catch (const json::exception& e) {
+      *error = std::string("invalid JSON: ") + e.what();
+      return false;
     }
-    return true;
-  };
-  try {
-    *out = json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::parse_error& e) {
-    // e.what(): "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..."
-    std::string what = e.what();
-    size_t col = what.find("column ");
-    size_t colon = col == std::string::npos ? std::string::npos : what.find(": ", col);
-    std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
-    *error = "invalid JSON at byte " + std::to_string(e.byte) + ": " + detail;
-    return false;
-  } catch (const json::exception& e) {
-    *error = std::string("invalid JSON: ") + e.what();
-    return false;
-  }
-  if (!duplicate.empty()) {
-    *error = "invalid JSON: key \"" + TruncateUtf8(duplicate, 48) + "\" appears twice in one object";
+    if (ok) return true;
+    const std::string& token = builder.error_token;
+    const size_t end = builder.error_position;
+    if (builder.error_id == 406 && attempt < kMaxOverflows && !token.empty() && end >= token.size() &&
+        input.substr(end - token.size(), token.size()) == token) {
+      std::string placeholder = "1e-" + std::to_string(3100 + attempt);
+      std::string next(input.substr(0, end - token.size()));
+      next += placeholder;
+      next += input.substr(end);
+      placeholders.emplace_back(std::move(placeholder), token);
+      edited = std::move(next);
+      continue;
+    }
+    *error = builder.error.empty() ? "invalid JSON" : builder.error;
     return false;
   }
-  return true;
 }
 
 void AppendJsonFloat(float v, std::string* out) {

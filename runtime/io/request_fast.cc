@@ -16,7 +16,9 @@ namespace {
 
 using json = nlohmann::json;
 
-enum class Ctx { kTop, kGroup, kDense, kBehaviors, kSeq, kCandidates, kLabels, kLabelRow, kWeights };
+// kSeqObj: one behaviour in the object form (models with seq_fields), its keys item_id then
+// the seq fields; kSeq: an array of ids (a sequence, or one key of kSeqObj).
+enum class Ctx { kTop, kGroup, kDense, kBehaviors, kSeqObj, kSeq, kCandidates, kLabels, kLabelRow, kWeights };
 enum TopKey { kId, kUser, kContext, kBehaviors, kCandidates, kLabels, kWeights, kNumTopKeys };
 constexpr const char* kTopNames[kNumTopKeys] = {"id",         "user",   "context", "behaviors",
                                                 "candidates", "labels", "weights"};
@@ -33,6 +35,8 @@ struct Frame {
   std::vector<float>* floats = nullptr;            // kDense, kLabelRow, kWeights
   std::vector<int64_t>* ids = nullptr;             // kSeq
   size_t width = 0;                                // kDense, kLabelRow, kWeights: exact length
+  size_t behavior = 0;                             // kSeqObj: which behaviour
+  size_t seq_len = SIZE_MAX;                       // kSeqObj: the first array's length (all must match)
 };
 
 class Handler {
@@ -46,10 +50,7 @@ class Handler {
     return true;
   }
 
-  bool null() {
-    if (!InTopValue() || (top_pending() != kLabels && top_pending() != kWeights)) return false;
-    return Consumed();  // null labels / weights mean "absent"
-  }
+  bool null() { return false; }  // never valid (labels / weights: omit the key instead)
   bool boolean(bool) { return false; }
   bool binary(json::binary_t&) { return false; }
 
@@ -74,9 +75,18 @@ class Handler {
       return true;
     }
     if (f.ctx == Ctx::kTop && f.pending == kBehaviors) {
-      if (s_.behaviors.size() > 64) return false;
+      if (s_.behaviors.size() > 64 || s_.seq_fields.size() > 63) return false;
       r_->behaviors.assign(s_.behaviors.size(), {});
+      r_->behavior_side_ids.clear();
+      if (!s_.seq_fields.empty())
+        r_->behavior_side_ids.assign(s_.behaviors.size(), std::vector<std::vector<int64_t>>(s_.seq_fields.size()));
       stack_.push_back({Ctx::kBehaviors});
+      return true;
+    }
+    if (f.ctx == Ctx::kBehaviors && f.pending >= 0 && !s_.seq_fields.empty()) {
+      Frame q{Ctx::kSeqObj};
+      q.behavior = static_cast<size_t>(f.pending);
+      stack_.push_back(q);
       return true;
     }
     if (f.ctx == Ctx::kCandidates) {
@@ -100,6 +110,10 @@ class Handler {
     } else if (f.ctx == Ctx::kBehaviors) {
       for (size_t i = 0; i < s_.behaviors.size(); ++i)
         if (k == s_.behaviors[i]) index = static_cast<int>(i);
+    } else if (f.ctx == Ctx::kSeqObj) {
+      if (k == "item_id") index = 0;
+      for (size_t i = 0; i < s_.seq_fields.size(); ++i)
+        if (k == s_.seq_fields[i].name) index = static_cast<int>(i + 1);
     }
     if (index < 0 || (f.seen >> index) & 1) return false;  // unknown or duplicate
     f.seen |= uint64_t{1} << index;
@@ -116,6 +130,8 @@ class Handler {
       required = AllBits(f.fields->size());
     else if (f.ctx == Ctx::kBehaviors)
       required = AllBits(s_.behaviors.size());
+    else if (f.ctx == Ctx::kSeqObj)
+      required = AllBits(s_.seq_fields.size() + 1);
     if ((f.seen & required) != required) return false;
     stack_.pop_back();
     if (stack_.empty()) {
@@ -139,9 +155,15 @@ class Handler {
       stack_.push_back(d);
       return true;
     }
-    if (f.ctx == Ctx::kBehaviors && f.pending >= 0) {
+    if (f.ctx == Ctx::kBehaviors && f.pending >= 0 && s_.seq_fields.empty()) {
       Frame q{Ctx::kSeq};
       q.ids = &r_->behaviors[f.pending];
+      stack_.push_back(q);
+      return true;
+    }
+    if (f.ctx == Ctx::kSeqObj && f.pending >= 0) {
+      Frame q{Ctx::kSeq};
+      q.ids = f.pending == 0 ? &r_->behaviors[f.behavior] : &r_->behavior_side_ids[f.behavior][f.pending - 1];
       stack_.push_back(q);
       return true;
     }
@@ -180,7 +202,14 @@ class Handler {
     if (f.ctx != Ctx::kDense && f.ctx != Ctx::kSeq && f.ctx != Ctx::kCandidates && f.ctx != Ctx::kLabels &&
         f.ctx != Ctx::kLabelRow && f.ctx != Ctx::kWeights)
       return false;
+    const size_t length = f.count;
+    const bool seq = f.ctx == Ctx::kSeq;
     stack_.pop_back();
+    if (seq && !stack_.empty() && stack_.back().ctx == Ctx::kSeqObj) {  // the object form: equal lengths
+      Frame& obj = stack_.back();
+      if (obj.seq_len == SIZE_MAX) obj.seq_len = length;
+      if (obj.seq_len != length) return false;
+    }
     return Consumed();
   }
 
@@ -203,7 +232,7 @@ class Handler {
   bool Consumed() {
     if (stack_.empty()) return false;
     Frame& f = stack_.back();
-    if (f.ctx == Ctx::kTop || f.ctx == Ctx::kGroup || f.ctx == Ctx::kBehaviors) {
+    if (f.ctx == Ctx::kTop || f.ctx == Ctx::kGroup || f.ctx == Ctx::kBehaviors || f.ctx == Ctx::kSeqObj) {
       if (f.pending < 0) return false;
       f.pending = -1;
     }
@@ -261,6 +290,8 @@ class Handler {
 
 bool ParseRequestFast(const RequestSchema& schema, std::string_view line, Request* out) {
   if (schema.user.size() > 64 || schema.context.size() > 64 || schema.item.size() > 64) return false;
+  // nlohmann skips a leading byte order mark; the DOM walk refuses it (json_util.h).
+  if (line.size() >= 3 && line.substr(0, 3) == "\xEF\xBB\xBF") return false;
   *out = Request();
   Handler h(schema, out);
   try {

@@ -1,6 +1,7 @@
 // Request JSON Lines parser. ParseRequestJson tries the SAX fast path (request_fast.cc) and
 // falls back to this file's DOM walk, the reference semantics, which names every error.
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -66,15 +67,26 @@ Status ReadId(const json& v, const Where& w, const std::string& field, int64_t* 
     *out = static_cast<int64_t>(u);
     return Status::Ok();
   }
-  if (v.type() == json::value_t::number_float)
+  if (IsNumberText(v) && IsIntegerToken(NumberText(v)))
+    return w.Error(field, "id " + ShowJson(v) + " does not fit in int64 (ids are in [-2^63, 2^63))");
+  if (v.type() == json::value_t::number_float || IsNumberText(v))
     return w.Error(field, "expected an integer id in [-2^63, 2^63), got " + ShowJson(v));
   return w.Error(field, "expected an integer id, got " + ShowJson(v));
 }
 
-// A finite number that also stays finite as a float32.
+// A finite number that also stays finite as a float32. A number kept as text (an integer
+// beyond 64 bits, or beyond a double) is read as nlohmann reads numbers: the nearest double.
 Status ReadFloat(const json& v, const Where& w, const std::string& field, float* out) {
-  if (!v.is_number()) return w.Error(field, "expected a finite number, got " + ShowJson(v));
-  double d = v.get<double>();
+  double d;
+  if (IsNumberText(v)) {
+    const std::string text = NumberText(v);
+    auto r = std::from_chars(text.data(), text.data() + text.size(), d);
+    if (r.ec != std::errc() || r.ptr != text.data() + text.size()) d = std::numeric_limits<double>::infinity();
+  } else if (v.is_number()) {
+    d = v.get<double>();
+  } else {
+    return w.Error(field, "expected a finite number, got " + ShowJson(v));
+  }
   float f = static_cast<float>(d);
   if (!std::isfinite(d) || !std::isfinite(f))
     return w.Error(field, "expected a finite float32 number, got " + ShowJson(v));
@@ -122,10 +134,27 @@ Status ReadGroup(const json& obj, const std::vector<FieldInfo>& fields, const ch
   return Status::Ok();
 }
 
-Status ReadBehaviors(const json& obj, const RequestSchema& schema, const Where& w,
-                     std::vector<std::vector<int64_t>>* out) {
+std::string SeqKeys(const RequestSchema& schema, const char* value) {
+  std::string s = "{\"item_id\": " + std::string(value);
+  for (const FieldInfo& f : schema.seq_fields) s += ", \"" + f.name + "\": " + value;
+  return s + "}";
+}
+
+// One behaviour's item ids (or a side field's ids) of the object form, or the array form.
+Status ReadIdArray(const json& v, const Where& w, const std::string& path, const char* what,
+                   std::vector<int64_t>* out) {
+  if (!v.is_array()) return w.Error(path, std::string("expected an array of ") + what + ", got " + ShowJson(v));
+  out->resize(v.size());
+  for (size_t j = 0; j < out->size(); ++j)
+    DTRN_RETURN_IF_ERROR(ReadId(v[j], w, path + "[" + std::to_string(j) + "]", &(*out)[j]));
+  return Status::Ok();
+}
+
+// Without seq_fields a sequence is an array of item ids; with them, an object of equal-length
+// arrays {"item_id": [...], f: [...]} for every f in seq_fields (model spec, Inputs).
+Status ReadBehaviors(const json& obj, const RequestSchema& schema, const Where& w, Request* req) {
   if (!obj.is_object())
-    return w.Error("behaviors", "expected an object of behaviour type -> item ids, got " + ShowJson(obj));
+    return w.Error("behaviors", "expected an object of behaviour type -> sequence, got " + ShowJson(obj));
   for (const auto& kv : obj.items()) {
     bool known = false;
     for (const std::string& b : schema.behaviors) known = known || b == kv.key();
@@ -133,16 +162,48 @@ Status ReadBehaviors(const json& obj, const RequestSchema& schema, const Where& 
       return w.Error("behaviors." + kv.key(),
                      "unknown behaviour type (the model's: " + JoinNames(schema.behaviors) + ")");
   }
-  out->resize(schema.behaviors.size());
+  const size_t S = schema.seq_fields.size();
+  req->behaviors.resize(schema.behaviors.size());
+  req->behavior_side_ids.clear();
+  if (S > 0) req->behavior_side_ids.assign(schema.behaviors.size(), std::vector<std::vector<int64_t>>(S));
   for (size_t b = 0; b < schema.behaviors.size(); ++b) {
     const std::string path = "behaviors." + schema.behaviors[b];
     auto it = obj.find(schema.behaviors[b]);
-    if (it == obj.end()) return w.Error(path, "missing (use [] for none)");
-    if (!it->is_array()) return w.Error(path, "expected an array of item ids, got " + ShowJson(*it));
-    std::vector<int64_t>& seq = (*out)[b];
-    seq.resize(it->size());
-    for (size_t j = 0; j < seq.size(); ++j)
-      DTRN_RETURN_IF_ERROR(ReadId((*it)[j], w, path + "[" + std::to_string(j) + "]", &seq[j]));
+    if (it == obj.end())
+      return w.Error(path,
+                     S == 0 ? "missing (use [] for none)" : "missing (use " + SeqKeys(schema, "[]") + " for none)");
+    if (S == 0) {
+      if (it->is_object())
+        return w.Error(path,
+                       "expected an array of item ids (the object form needs seq_fields, and this model has none)");
+      DTRN_RETURN_IF_ERROR(ReadIdArray(*it, w, path, "item ids", &req->behaviors[b]));
+      continue;
+    }
+    if (!it->is_object())
+      return w.Error(path, "expected an object " + SeqKeys(schema, "[...]") +
+                               " (the model's seq_fields: " + JoinNames(schema.seq_fields) + "), got " + ShowJson(*it));
+    for (const auto& kv : it->items()) {
+      bool known = kv.key() == "item_id";
+      for (const FieldInfo& f : schema.seq_fields) known = known || f.name == kv.key();
+      if (!known)
+        return w.Error(path + "." + kv.key(),
+                       "unknown key (an event carries item_id, " + JoinNames(schema.seq_fields) + ")");
+    }
+    auto item = it->find("item_id");
+    if (item == it->end())
+      return w.Error(path + ".item_id", "missing (an event carries item_id, " + JoinNames(schema.seq_fields) + ")");
+    DTRN_RETURN_IF_ERROR(ReadIdArray(*item, w, path + ".item_id", "item ids", &req->behaviors[b]));
+    for (size_t f = 0; f < S; ++f) {
+      const std::string& name = schema.seq_fields[f].name;
+      auto side = it->find(name);
+      if (side == it->end())
+        return w.Error(path + "." + name, "missing (an event carries item_id, " + JoinNames(schema.seq_fields) + ")");
+      DTRN_RETURN_IF_ERROR(ReadIdArray(*side, w, path + "." + name, "ids", &req->behavior_side_ids[b][f]));
+      if (req->behavior_side_ids[b][f].size() != req->behaviors[b].size())
+        return w.Error(path + "." + name, "has " + std::to_string(req->behavior_side_ids[b][f].size()) + " ids but " +
+                                              path + ".item_id has " + std::to_string(req->behaviors[b].size()) +
+                                              " (one per event: the lengths must be equal)");
+    }
   }
   return Status::Ok();
 }
@@ -189,6 +250,9 @@ Status ParseInto(const RequestSchema& schema, const json& doc, Where& w, Request
     req->id = std::to_string(id->get<int64_t>());
   } else if (id->type() == json::value_t::number_unsigned) {
     req->id = std::to_string(id->get<uint64_t>());
+  } else if (IsNumberText(*id) && IsIntegerToken(NumberText(*id))) {
+    return w.Error("id", "the integer " + ShowJson(*id) +
+                             " is outside [-2^63, 2^64), the integers read exactly (send such an id as a string)");
   } else {
     return w.Error("id", "expected a string or a JSON integer, got " + ShowJson(*id));
   }
@@ -204,7 +268,7 @@ Status ParseInto(const RequestSchema& schema, const json& doc, Where& w, Request
 
   DTRN_RETURN_IF_ERROR(ReadGroup(doc["user"], schema.user, "user", "user", w, &req->user));
   DTRN_RETURN_IF_ERROR(ReadGroup(doc["context"], schema.context, "context", "context", w, &req->context));
-  DTRN_RETURN_IF_ERROR(ReadBehaviors(doc["behaviors"], schema, w, &req->behaviors));
+  DTRN_RETURN_IF_ERROR(ReadBehaviors(doc["behaviors"], schema, w, req));
 
   const json& cands = doc["candidates"];
   if (!cands.is_array() || cands.empty())
@@ -214,15 +278,19 @@ Status ParseInto(const RequestSchema& schema, const json& doc, Where& w, Request
     DTRN_RETURN_IF_ERROR(
         ReadGroup(cands[i], schema.item, "item", "candidates[" + std::to_string(i) + "]", w, &req->candidates[i]));
 
-  // null labels/weights mean "absent", as in the reference.
+  // Optional, but when present valid: null is not an array (omit the key instead), as in the
+  // reference and the shared corpus (tests/data/request_corpus.jsonl).
   req->labels.clear();
   auto labels = doc.find("labels");
-  if (labels != doc.end() && !labels->is_null())
+  if (labels != doc.end() && labels->is_null())
+    return w.Error("labels", "expected an array of labels, got null (omit \"labels\" when there are none)");
+  if (labels != doc.end())
     DTRN_RETURN_IF_ERROR(ReadLabels(*labels, cands.size(), schema.tasks.size(), w, &req->labels));
   req->weights.clear();
   auto weights = doc.find("weights");
-  if (weights != doc.end() && !weights->is_null())
-    DTRN_RETURN_IF_ERROR(ReadWeights(*weights, schema.tasks.size(), w, &req->weights));
+  if (weights != doc.end() && weights->is_null())
+    return w.Error("weights", "expected an array of weights, got null (omit \"weights\" for all 1)");
+  if (weights != doc.end()) DTRN_RETURN_IF_ERROR(ReadWeights(*weights, schema.tasks.size(), w, &req->weights));
   return Status::Ok();
 }
 

@@ -11,6 +11,7 @@ RequestSchema RequestSchema::FromModel(const Model& model) {
   for (int i : model.group_fields(FieldGroup::kUser)) s.user.push_back(fields[i]);
   for (int i : model.group_fields(FieldGroup::kContext)) s.context.push_back(fields[i]);
   for (int i : model.group_fields(FieldGroup::kItem)) s.item.push_back(fields[i]);
+  for (int i : model.seq_fields()) s.seq_fields.push_back(fields[i]);
   return s;
 }
 

@@ -1,5 +1,6 @@
 // Request -> JSON line (tests, tools that generate or rewrite requests).
 #include <charconv>
+#include <cmath>
 
 #include "dtrn/io/requests.h"
 #include "json_util.h"
@@ -13,11 +14,23 @@ void AppendInt(int64_t v, std::string* out) {
   out->append(buf, r.ptr);
 }
 
+void AppendIds(const std::vector<int64_t>& ids, std::string* out) {
+  out->push_back('[');
+  for (size_t j = 0; j < ids.size(); ++j) {
+    if (j) out->push_back(',');
+    AppendInt(ids[j], out);
+  }
+  out->push_back(']');
+}
+
 void AppendFloats(const std::vector<float>& v, std::string* out) {
   out->push_back('[');
   for (size_t i = 0; i < v.size(); ++i) {
     if (i) out->push_back(',');
-    AppendJsonFloat(v[i], out);
+    if (v[i] == 0.f && std::signbit(v[i]))
+      out->append("-0.0");  // "-0" would read back as the integer 0, that is +0 (as json.dumps writes it)
+    else
+      AppendJsonFloat(v[i], out);
   }
   out->push_back(']');
 }
@@ -49,12 +62,23 @@ std::string RequestToJsonLine(const RequestSchema& schema, const Request& r) {
   for (size_t b = 0; b < schema.behaviors.size() && b < r.behaviors.size(); ++b) {
     if (b) out.push_back(',');
     AppendJsonString(schema.behaviors[b], &out);
-    out += ":[";
-    for (size_t j = 0; j < r.behaviors[b].size(); ++j) {
-      if (j) out.push_back(',');
-      AppendInt(r.behaviors[b][j], &out);
+    out.push_back(':');
+    if (schema.seq_fields.empty()) {
+      AppendIds(r.behaviors[b], &out);
+      continue;
     }
-    out.push_back(']');
+    // The object form: item_id, then each seq field's ids (spec: equal-length arrays).
+    out += "{\"item_id\":";
+    AppendIds(r.behaviors[b], &out);
+    for (size_t f = 0; f < schema.seq_fields.size(); ++f) {
+      out.push_back(',');
+      AppendJsonString(schema.seq_fields[f].name, &out);
+      out.push_back(':');
+      static const std::vector<int64_t> kNone;
+      const bool given = b < r.behavior_side_ids.size() && f < r.behavior_side_ids[b].size();
+      AppendIds(given ? r.behavior_side_ids[b][f] : kNone, &out);
+    }
+    out.push_back('}');
   }
   out += "},\"candidates\":[";
   for (size_t c = 0; c < r.candidates.size(); ++c) {

@@ -5,11 +5,14 @@
 //   3. every tensor (dtype, shape x dtype = size, 64-aligned, inside the segment, no two
 //      overlapping, each used by exactly one role);
 //   4. the config and every layer against it: shapes, relu flags, enums in range,
-//      quantization scales positive and finite, zero points in range, gate wiring.
+//      quantization scales positive and finite, zero points in range, gate wiring, and
+//      no int8 layer's int32 accumulator able to overflow.
 // Without the checksum (the fast path) 2-4 still hold, so a damaged file never reads out
 // of bounds; with it (the default) any change to the file is refused.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -37,6 +40,13 @@ std::string ShapeString(const std::vector<int64_t>& s) {
 }
 
 std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+// An empty vector's data pointer is never read (FlatBuffers 2.0 leaves empty int64 vectors
+// 4-aligned), so only a non-empty one must be aligned.
+template <typename V>
+bool Aligned8(const V* v) {
+  return v->size() == 0 || reinterpret_cast<uintptr_t>(v->data()) % 8 == 0;
+}
 
 bool PositiveNormal(float x) { return x > 0.f && std::isnormal(x); }
 bool PositiveFinite(float x) { return x > 0.f && std::isfinite(x); }
@@ -98,6 +108,12 @@ class Verifier {
       const fb::Tensor* t = ts->Get(i);
       const std::string what = "tensor " + std::to_string(i) + " '" + Str(t->name()) + "'";
       if (t->shape() == nullptr) return Loss(what + ": no shape");
+      // The FlatBuffers verifier (2.0) checks a vector's length field only: a vector of 8-byte
+      // elements may sit 4 bytes off, and reading it would be a misaligned load (undefined
+      // behaviour; found by fuzz/fuzz_dtrn_load). A FlatBuffers builder always aligns them.
+      if (!Aligned8(t->shape()) ||
+          (t->quantization() && t->quantization()->zero_point() && !Aligned8(t->quantization()->zero_point())))
+        return Loss(what + ": corrupted: a vector of 64-bit integers is not 8-byte aligned");
       const size_t elem = format::DTypeSize(t->type());
       if (elem == 0) return Loss(what + ": unknown dtype " + std::to_string(static_cast<int>(t->type())));
       uint64_t numel = 1;
@@ -201,6 +217,18 @@ class Verifier {
     }
     spec->weight_i8 = reinterpret_cast<const int8_t*>(Data(w));
     spec->weight_scale = q->scale()->data();
+    // The kernels accumulate sum_i q_i * w[o][i] in int32, q_i in [0, 255] (dynamic uint8
+    // activations): that must not overflow for any input, so 255 * sum_i |w[o][i]| <=
+    // INT32_MAX. Only a damaged or hostile file with a huge in_features can break it; one
+    // pass over the layer's weights.
+    for (int64_t o = 0; o < out; ++o) {
+      int64_t bound = 0;
+      const int8_t* row = spec->weight_i8 + o * in;
+      for (int64_t i = 0; i < in; ++i) bound += 255 * std::abs(static_cast<int64_t>(row[i]));
+      if (bound > INT32_MAX)
+        return Bad(what + ": output " + std::to_string(o) + "'s int32 accumulator can overflow (255 * sum |w| = " +
+                   std::to_string(bound) + ")");
+    }
     return Status::Ok();
   }
 

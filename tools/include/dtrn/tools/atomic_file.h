@@ -7,6 +7,9 @@
 // is named ".<name>.partial-<pid>-XXXXXX": removed on failure, on SIGINT and SIGTERM, and
 // by the next AtomicFile for the same target once its writer process is gone (after a
 // SIGKILL). Leftovers of older releases ("<name>.tmp-XXXXXX") are removed the same way.
+//
+// Test-only: DTRN_ATOMIC_FILE_NAMED=1 in the environment forces the named temporary even
+// where O_TMPFILE works (tests/integrity_test.cc kills a real dtrn-convert on both paths).
 #pragma once
 
 #include <cstddef>

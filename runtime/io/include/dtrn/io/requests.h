@@ -26,6 +26,11 @@ struct RequestSchema {
   std::vector<FieldInfo> user;         // each group's fields in the model's field order
   std::vector<FieldInfo> context;
   std::vector<FieldInfo> item;
+  // The item sparse fields every behaviour event also carries (spec `seq_fields`), in the
+  // model's order. Empty: a sequence is an array of item ids. Otherwise it is an object of
+  // equal-length arrays {"item_id": [...], "<f>": [...]} with exactly these keys, parsed into
+  // Request::behaviors and Request::behavior_side_ids.
+  std::vector<FieldInfo> seq_fields;
 
   static RequestSchema FromModel(const Model& model);
 };
