@@ -21,10 +21,10 @@
 namespace dtrn {
 
 // One set of enums for the schema, the converter and the runtime.
-using DType = fb::DType;            // tensor element types; an embedding table's storage
-using Pooling = fb::Pooling;        // spec: `pooling`
-using Mtl = fb::Mtl;                // spec: `mtl`, the multi-task head
-using Precision = fb::Precision;    // how a Linear runs
+using DType = fb::DType;          // tensor element types; an embedding table's storage
+using Pooling = fb::Pooling;      // spec: `pooling`
+using Mtl = fb::Mtl;              // spec: `mtl`, the multi-task head
+using Precision = fb::Precision;  // how a Linear runs
 
 namespace format {
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/; DTRN_FUZZ=ON: Debian's clang, ASan + UBSan) once into
-# ${FUZZ_BUILD_DIR:-build-fuzz}/ and runs each for S seconds (default 15: about a minute in
-# all) on a working copy of its committed seeds (fuzz/corpus/<target>/). Prints one line per
+# ${FUZZ_BUILD_DIR:-build-asan}/ (the build scripts/sanitize.sh asan runs the tests in) and
+# runs each for S seconds (default 15: about a minute in all) on a working copy of its committed seeds (fuzz/corpus/<target>/). Prints one line per
 # target (executions, coverage, new inputs) and exits 1 if any target found a crash, a leak
 # or a disagreement; the input is then under BUILD/crashes/ (reproduce: BUILD/fuzz/TARGET FILE).
 #
@@ -9,27 +9,31 @@
 #     --jobs J    run J targets at a time (default 1; each target is one process)
 #     --target    only these targets (repeatable)
 #     --seeds     rewrite the committed seed corpora (fuzz/corpus/) with fuzz_make_corpus and stop
-# Needs clang and libclang-rt-dev (apt-get install clang libclang-rt-14-dev).
+# Installs clang and libclang-rt-14-dev when missing (scripts/setup.sh --sanitizers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=15 JOBS=1 SEEDS=0 TARGETS=()
+# Shared with scripts/sanitize.sh (asan stage), which runs the test suite in the same build.
+CMAKE_OPTIONS="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDTRN_FUZZ=ON -DDTRN_BUILD_TESTS=ON -DDTRN_BUILD_BENCH=OFF"
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_EACH=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     --target) TARGETS+=("$2"); shift 2 ;;
     --seeds) SEEDS=1; shift ;;
+    --print-cmake-options) echo "$CMAKE_OPTIONS"; exit 0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: scripts/fuzz.sh [--seconds S] [--jobs J] [--target NAME]... [--seeds]" >&2; exit 2 ;;
   esac
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_safetensors fuzz_dtrn_load fuzz_request_json fuzz_score)
-B=${FUZZ_BUILD_DIR:-build-fuzz}
-command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
+B=${FUZZ_BUILD_DIR:-${ASAN_BUILD_DIR:-build-asan}}
+bash scripts/setup.sh --sanitizers
 
 start=$(date +%s)
 mkdir -p "$B"
-CC=clang CXX=clang++ cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDTRN_FUZZ=ON -DDTRN_BUILD_TESTS=OFF \
-  -DDTRN_BUILD_BENCH=OFF >"$B/configure.log" 2>&1 || { cat "$B/configure.log"; exit 1; }
+# shellcheck disable=SC2086
+CC=clang CXX=clang++ cmake -S . -B "$B" $CMAKE_OPTIONS >"$B/configure.log" 2>&1 || { cat "$B/configure.log"; exit 1; }
 cmake --build "$B" -j"$(nproc)" --target "${TARGETS[@]}" fuzz_make_corpus >"$B/build.log" 2>&1 ||
   { tail -40 "$B/build.log"; exit 1; }
 echo "== fuzz: built in $(( $(date +%s) - start )) s"

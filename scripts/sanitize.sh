@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI: the C++ tests under sanitizers, each stage its own build directory.
 #   asan: the whole GoogleTest suite (ctest) under AddressSanitizer + UBSan, every report fatal
-#         (DTRN_ASAN=ON: -fno-sanitize-recover=all), into ${ASAN_BUILD_DIR:-build-asan}/;
+#         (-fno-sanitize-recover=all), into ${ASAN_BUILD_DIR:-build-asan}/: with clang, the
+#         build scripts/fuzz.sh uses too (DTRN_FUZZ=ON), so the fuzz targets come with it;
 #         configured with DTRN_BUILD_BENCH=OFF (the suite must skip, not fail, without dtrn-bench).
 #   tsan: the multi-threaded tests (runtime_test, c_api_test, soak_test) under ThreadSanitizer
 #         (DTRN_TSAN=ON) into ${TSAN_BUILD_DIR:-build-tsan}/, with scripts/tsan.supp.
@@ -11,14 +12,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
 JOBS=${JOBS:-$(nproc)}
-case "$STAGE" in asan | tsan | all) ;; *) echo "usage: scripts/sanitize.sh [asan|tsan|all]" >&2; exit 2 ;; esac
+case "$STAGE" in asan | tsan | all) ;; -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; *) echo "usage: scripts/sanitize.sh [asan|tsan|all]" >&2; exit 2 ;; esac
 
 stamp() { date +%s; }
+bash scripts/setup.sh --sanitizers
 
 if [ "$STAGE" = asan ] || [ "$STAGE" = all ]; then
   B=${ASAN_BUILD_DIR:-build-asan}
   t0=$(stamp)
-  cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDTRN_ASAN=ON -DDTRN_BUILD_BENCH=OFF >/dev/null
+  # One clang build serves this stage and scripts/fuzz.sh (the same directory and options:
+  # DTRN_FUZZ=ON compiles everything with ASan + UBSan and the fuzzer's coverage hooks, which
+  # the tests ignore), so CI compiles the instrumented tree once. Without clang: gcc, ASan only.
+  if command -v clang++ >/dev/null; then
+    CC=clang CXX=clang++ cmake -S . -B "$B" $(bash scripts/fuzz.sh --print-cmake-options) >/dev/null
+  else
+    cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDTRN_ASAN=ON -DDTRN_BUILD_BENCH=OFF >/dev/null
+  fi
   cmake --build "$B" -j"$JOBS"
   t1=$(stamp)
   # detect_leaks: LeakSanitizer too. The Python reference (parity tests) runs uninstrumented.

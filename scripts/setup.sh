@@ -7,6 +7,9 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 APT_PKGS=(build-essential cmake pkg-config git python3 python3-pip
   libxnnpack-dev libpthreadpool-dev libflatbuffers-dev flatbuffers-compiler
   libtbb-dev libbenchmark-dev libgtest-dev libgmock-dev nlohmann-json3-dev libxxhash-dev libssl-dev clang-format)
+# `setup.sh --sanitizers` (scripts/sanitize.sh, scripts/fuzz.sh): clang with libFuzzer and the
+# sanitizer runtimes too.
+[ "${1:-}" = --sanitizers ] && APT_PKGS+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

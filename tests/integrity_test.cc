@@ -288,8 +288,9 @@ TEST_F(BitFlip, Int8WeightScaleFlipIsRefusedWithoutTheChecksum) {
   ASSERT_EQ(attn->precision(), fb::Precision::INT8) << "attn_in is not int8 in this model";
   const fb::Tensor* w = m->tensors()->Get(attn->weight());
   ASSERT_NE(w->quantization(), nullptr);
-  const size_t at = static_cast<size_t>(reinterpret_cast<const char*>(w->quantization()->scale()->data()) -
-                                        bytes_.data()) + 3;  // scale[0]'s sign byte
+  const size_t at =
+      static_cast<size_t>(reinterpret_cast<const char*>(w->quantization()->scale()->data()) - bytes_.data()) +
+      3;  // scale[0]'s sign byte
   std::string bad = bytes_;
   bad[at] = static_cast<char>(bad[at] ^ 0x80);
   LoadOptions fast;

@@ -15,9 +15,10 @@ int main(void) {
   }
   const enum xnn_status st = xnn_initialize(NULL);
   /* HWCAP_ASIMDDP = bit 20, HWCAP2_I8MM = bit 13 (asm/hwcap.h). */
-  printf("hwcap asimddp=%d i8mm=%d | cpuinfo neon=%d fma=%d fp16arith=%d dot=%d uarch=%#x cores=%u | xnn_initialize=%d\n",
-         (int)((hwcap >> 20) & 1), (int)((hwcap2 >> 13) & 1), cpuinfo_has_arm_neon(), cpuinfo_has_arm_neon_fma(),
-         cpuinfo_has_arm_neon_fp16_arith(), cpuinfo_has_arm_neon_dot(), (unsigned)cpuinfo_get_core(0)->uarch,
-         cpuinfo_get_cores_count(), (int)st);
+  printf(
+      "hwcap asimddp=%d i8mm=%d | cpuinfo neon=%d fma=%d fp16arith=%d dot=%d uarch=%#x cores=%u | xnn_initialize=%d\n",
+      (int)((hwcap >> 20) & 1), (int)((hwcap2 >> 13) & 1), cpuinfo_has_arm_neon(), cpuinfo_has_arm_neon_fma(),
+      cpuinfo_has_arm_neon_fp16_arith(), cpuinfo_has_arm_neon_dot(), (unsigned)cpuinfo_get_core(0)->uarch,
+      cpuinfo_get_cores_count(), (int)st);
   return st == xnn_status_success ? 0 : 1;
 }

@@ -19,3 +19,8 @@ echo "pip_install_test: pip install ./python: $((SECONDS - t0)) s"
 cd "$tmp"
 "$tmp/venv/bin/python" -c 'import dtrn, sys; print("pip_install_test: dtrn", dtrn.__version__, "from", dtrn.__file__)'
 DTRN_BUILD_DIR=$build PYTHONPATH=$root/reference "$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests"
+# CI (DTRN_DOCS_EXAMPLES=1): the documentation's examples with the installed package, every
+# Python block required to run.
+if [ "${DTRN_DOCS_EXAMPLES:-0}" = 1 ]; then
+  "$tmp/venv/bin/python" "$root/tests/docs_examples.py" --build "$build" --require-python
+fi

@@ -226,8 +226,8 @@ class Verifier {
       const int8_t* row = spec->weight_i8 + o * in;
       for (int64_t i = 0; i < in; ++i) bound += 255 * std::abs(static_cast<int64_t>(row[i]));
       if (bound > INT32_MAX)
-        return Bad(what + ": output " + std::to_string(o) + "'s int32 accumulator can overflow (255 * sum |w| = " +
-                   std::to_string(bound) + ")");
+        return Bad(what + ": output " + std::to_string(o) +
+                   "'s int32 accumulator can overflow (255 * sum |w| = " + std::to_string(bound) + ")");
     }
     return Status::Ok();
   }
