@@ -9,7 +9,10 @@ the bindings are not importable, unless --require-python); ```bash blocks run wi
 `set -euo pipefail`; ```json blocks must parse, and a JSON request is scored by dtrn-run
 against the example model. Everything runs in a scratch folder holding the committed
 example (model.safetensors, requests.jsonl, golden.jsonl) and its conversions small.dtrn
-(f32) and small-int8.dtrn, with the build's tools on PATH. A block fenced with a
+(f32) and small-int8.dtrn, with the build's tools on PATH; `build` and `examples` in it
+link to the build folder and the tree's examples/, so commands written for the repository
+root (build/converter/dtrn-convert --checkpoint examples/small/...) run as shown and write
+their outputs into the scratch folder, not the tree. A block fenced with a
 `no-run` tag (```kotlin no-run) is only shown: languages this machine cannot run.
 """
 import argparse
@@ -96,6 +99,9 @@ def main(argv=None):
     pypath = [p for p in (os.path.join(build, "python"), os.path.join(ROOT, "reference")) if os.path.isdir(p)]
     env["PYTHONPATH"] = os.pathsep.join(pypath + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     prepare(build, work)
+    # Commands in the docs are written from the repository root: give them its two folders.
+    os.symlink(build, os.path.join(work, "build"))
+    os.symlink(os.path.join(ROOT, "examples"), os.path.join(work, "examples"))
     have_python = subprocess.run([sys.executable, "-c", "import dtrn, numpy"], env=env, cwd=work,
                                  capture_output=True).returncode == 0
     if a.require_python and not have_python:
