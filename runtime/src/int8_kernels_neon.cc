@@ -12,6 +12,8 @@
 #if defined(__linux__)
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 
 #define DTRN_NEON_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
@@ -23,7 +25,14 @@ bool NeonDotCompiled() {
   static const bool ok = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
   return ok;
 #elif defined(__APPLE__)
-  return true;  // every arm64 Apple core has the dot product
+  // Apple cores before A13 / M1 (iPhone 8 to XS, A11-A12) lack the dot product: ask the
+  // kernel (the key exists from iOS 15 / macOS 12; without it, the portable kernel runs).
+  static const bool ok = [] {
+    int v = 0;
+    size_t n = sizeof v;
+    return sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &n, nullptr, 0) == 0 && v != 0;
+  }();
+  return ok;
 #else
   return false;
 #endif
