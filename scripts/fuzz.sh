@@ -31,6 +31,9 @@ B=${FUZZ_BUILD_DIR:-${ASAN_BUILD_DIR:-build-asan}}
 bash scripts/setup.sh --sanitizers
 
 start=$(date +%s)
+if [ -f "$B/CMakeCache.txt" ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' "$B/CMakeCache.txt"; then
+  rm -rf "$B"  # configured with another compiler, which CMake keeps: start afresh
+fi
 mkdir -p "$B"
 # shellcheck disable=SC2086
 CC=clang CXX=clang++ cmake -S . -B "$B" $CMAKE_OPTIONS >"$B/configure.log" 2>&1 || { cat "$B/configure.log"; exit 1; }

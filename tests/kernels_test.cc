@@ -3,6 +3,7 @@
 #include <xnnpack.h>
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -388,6 +389,35 @@ TEST(Int8Kernels, EveryIsaMatchesTheReferenceBitForBit) {
     }
   }
   EXPECT_GE(isas, 1);
+}
+
+// fuzz/fuzz_score found huge (finite) dense inputs overflowing to an infinite row range: the
+// row must quantize to zeros with a NaN scale on every path (its outputs NaN, as in f32),
+// with no undefined float-to-int conversion (the sanitizer build checks that). A NaN
+// element in a finite row must not crash either.
+TEST(Int8Kernels, QuantizeRowsWithNonFiniteRanges) {
+  const size_t n = 19, rows = 4, ldq = 24;
+  const float big = std::numeric_limits<float>::max(), inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x(rows * n, 1.f);
+  x[0 * n + 3] = big, x[0 * n + 7] = -big;  // range overflows
+  x[1 * n + 5] = inf;
+  x[2 * n + 2] = -inf;
+  x[3 * n + 4] = std::numeric_limits<float>::quiet_NaN();  // finite range, a NaN inside
+  using Fn = void (*)(size_t, size_t, const float*, size_t, uint8_t*, size_t, float*, int32_t*);
+  std::vector<Fn> fns = {int8::detail::QuantizeRowsPortable, int8::detail::QuantizeRowsAvx2,
+                         int8::detail::QuantizeRowsAvx512};
+  for (Fn fn : fns) {
+    std::vector<uint8_t> q(rows * ldq, 7);
+    std::vector<float> s(rows);
+    std::vector<int32_t> z(rows);
+    fn(rows, n, x.data(), n, q.data(), ldq, s.data(), z.data());
+    for (size_t r = 0; r < 3; ++r) {
+      EXPECT_TRUE(std::isnan(s[r])) << r;
+      EXPECT_EQ(z[r], 0) << r;
+      for (size_t j = 0; j < ldq; ++j) EXPECT_EQ(q[r * ldq + j], 0) << r << " " << j;
+    }
+    EXPECT_EQ(q[3 * ldq + 4], 0);  // the NaN element
+  }
 }
 
 TEST(Int8Kernels, QuantizeRowsIsTheSameOnEveryPath) {

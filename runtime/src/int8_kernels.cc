@@ -136,8 +136,12 @@ void QuantizeRowsPortable(size_t rows, size_t n, const float* x, size_t ldx, uin
       continue;
     }
     const int32_t z = zp[r];
-    for (size_t j = 0; j < n; ++j)
-      qr[j] = static_cast<uint8_t>(std::clamp(static_cast<int32_t>(std::nearbyint(xr[j] * inv)) + z, 0, 255));
+    for (size_t j = 0; j < n; ++j) {
+      // A NaN element (its range is finite: min/max skip it) maps to 0, as the SIMD paths'
+      // conversions (INT_MIN, clamped) do; a cast of NaN to int would be undefined.
+      const float t = std::nearbyint(xr[j] * inv);
+      qr[j] = t != t ? 0 : static_cast<uint8_t>(std::clamp(static_cast<int32_t>(t) + z, 0, 255));
+    }
     if (ldq > n) std::memset(qr + n, 0, ldq - n);
   }
 }

@@ -136,8 +136,15 @@ inline bool RowParams(float lo, float hi, float* s, int32_t* zp, float* inv);
 float Finish(const GemmArgs& a, size_t r, size_t o, int32_t acc);
 }  // namespace detail
 
-// False for an all-zero row (s = 1, zp = 0, every q = 0).
+// False for an all-zero row (s = 1, zp = 0, every q = 0) and for a row whose range is not a
+// finite float (an infinity in it, or +-huge values: earlier layers overflowed): s = NaN,
+// zp = 0, every q = 0, so the row's outputs are NaN, as the f32 arithmetic would give, and
+// no float-to-int conversion sees a value out of range (fuzz/fuzz_score finding).
 inline bool detail::RowParams(float lo, float hi, float* s, int32_t* zp, float* inv) {
+  if (!(hi - lo <= __FLT_MAX__)) {
+    *s = __builtin_nanf(""), *zp = 0, *inv = 0.f;
+    return false;
+  }
   if (hi == lo) {
     *s = 1.f, *zp = 0, *inv = 0.f;
     return false;
@@ -145,7 +152,7 @@ inline bool detail::RowParams(float lo, float hi, float* s, int32_t* zp, float* 
   *s = (hi - lo) / 255.f;
   *inv = 1.f / *s;
   const float z = __builtin_nearbyintf(-lo * *inv);
-  *zp = z < 0.f ? 0 : z > 255.f ? 255 : static_cast<int32_t>(z);
+  *zp = !(z > 0.f) ? 0 : z > 255.f ? 255 : static_cast<int32_t>(z);
   return true;
 }
 

@@ -5,6 +5,7 @@
 #include "kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -168,8 +169,11 @@ DTRN_AVX512F void AxpyInt8Avx512(size_t n, float a, const int8_t* x, float* y) {
 
 __attribute__((target("avx2,f16c"))) bool RowF16Fast(const uint16_t* row, size_t d, float* out) {
   static const bool ok = [] {
+    // F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c".
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+    return f16c && __builtin_cpu_supports("avx2");
   }();
   if (!ok) return false;
   size_t i = 0;

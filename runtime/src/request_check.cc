@@ -100,11 +100,11 @@ Status CheckContext(const ModelView& m, const Request& r, MappedContext* out) {
   for (int b = 0; b < m.B; ++b) {
     const std::vector<int64_t>& seq = r.behaviors[b];
     const size_t first = FirstKept(seq.size(), m.L), l = out->seq_len[b], o = out->seq_offset[b];
-    DTRN_RETURN_IF_ERROR(MapSequence(r, m.behaviors[b], item, "item id", seq, first, l, &out->seq_rows[o]));
+    DTRN_RETURN_IF_ERROR(MapSequence(r, m.behaviors[b], item, "item id", seq, first, l, out->seq_rows.data() + o));
     for (size_t f = 0; f < S; ++f) {
       const FieldInfo& side = m.fields[m.seq_fields[f]];
       DTRN_RETURN_IF_ERROR(MapSequence(r, m.behaviors[b], side, (side.name + " id").c_str(), r.behavior_side_ids[b][f],
-                                       first, l, &out->side_rows[f * total + o]));
+                                       first, l, out->side_rows.data() + f * total + o));
     }
   }
   if (!r.weights.empty() && r.weights.size() != static_cast<size_t>(m.K))
