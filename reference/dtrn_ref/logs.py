@@ -141,84 +141,104 @@ def _locate_error(source, names, header, wanted, bmap):
                     _int(tok.strip(), col, where)
 
 
-def read_log(path, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None, header=False):
-    """Read a CSV log with pyarrow -> Events (the roles and every other mapped column)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    bmap = parse_behavior_map(behavior_map) if isinstance(behavior_map, str) else dict(behavior_map)
-    cmap = parse_columns(columns or DEFAULT_COLUMNS)
-    source = os.fspath(path)
-    if header:
+class _Reader:
+    """A CSV log read block by block with pyarrow: batches() yields each block's events (one per
+    (row, mapped name)) as a dict of numpy arrays: user, item, kind, ts, line and attr (field -> values)."""
+
+    def __init__(self, path, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None, header=False):
+        self.bmap = parse_behavior_map(behavior_map) if isinstance(behavior_map, str) else dict(behavior_map)
+        self.cmap = cmap = parse_columns(columns or DEFAULT_COLUMNS)
+        self.source = source = os.fspath(path)
+        self.header = header
+        if header:
+            try:
+                with open(source, encoding="utf-8") as fh:
+                    names = [n.strip() for n in fh.readline().rstrip("\r\n").split(",")]
+            except OSError as e:
+                raise LogError(f"{source}: cannot read: {e.strerror}") from None
+        else:
+            names = [n.strip() for n in (names or DEFAULT_NAMES).split(",")]
+        self.names = names
+        # every mapped column is read and checked (on every row, ignored types included)
+        self.attrs = attrs = {k: c for k, c in cmap.items() if k not in ROLES and k not in ("user_id", "item_id")}
+        for key, col in list(cmap.items()):
+            if col not in names and (key in ROLES or key in attrs):
+                raise LogError(f"column mapping: '{key}={col}': the log has no column '{col}' (its columns: {names})")
+        wanted = {cmap["user"]: "int", cmap["item"]: "int", cmap["time"]: "int", cmap["behavior"]: "type"}
+        for col in attrs.values():
+            wanted[col] = "int"
+        self.wanted = wanted
+        self.kind_names = sorted({n for v in self.bmap.values() for n in v})
+        self.index = {n: i for i, n in enumerate(self.kind_names)}
+
+    def batches(self):
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        wanted, source = self.wanted, self.source
+        types = {c: (pa.dictionary(pa.int32(), pa.string()) if t == "type" else pa.int64()) for c, t in wanted.items()}
+        type_names = []  # raw type strings in order of first sight; per-block dictionaries map onto it
+        rows_before = 0
         try:
-            with open(source, encoding="utf-8") as fh:
-                names = [n.strip() for n in fh.readline().rstrip("\r\n").split(",")]
+            reader = pcsv.open_csv(
+                source,
+                read_options=pcsv.ReadOptions(column_names=self.names, skip_rows=1 if self.header else 0,
+                                              block_size=BLOCK),
+                parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+                convert_options=pcsv.ConvertOptions(column_types=types, include_columns=list(wanted)))
+            for batch in reader:
+                cols = {c: _column(batch.column(batch.schema.get_field_index(c)), wanted[c]) for c in wanted}
+                out = self._expand(cols, rows_before, type_names)
+                rows_before += batch.num_rows
+                yield out
+        except FileNotFoundError:
+            raise LogError(f"{source}: no such file") from None
         except OSError as e:
-            raise LogError(f"{source}: cannot read: {e.strerror}") from None
-    else:
-        names = [n.strip() for n in (names or DEFAULT_NAMES).split(",")]
-    # every mapped column is read and checked (on every row, ignored types included)
-    attrs = {k: c for k, c in cmap.items() if k not in ROLES and k not in ("user_id", "item_id")}
-    for key, col in list(cmap.items()):
-        if col not in names and (key in ROLES or key in attrs):
-            raise LogError(f"column mapping: '{key}={col}': the log has no column '{col}' (its columns: {names})")
-    wanted = {cmap["user"]: "int", cmap["item"]: "int", cmap["time"]: "int", cmap["behavior"]: "type"}
-    for col in attrs.values():
-        wanted[col] = "int"
-    kind_names = sorted({n for v in bmap.values() for n in v})
-    index = {n: i for i, n in enumerate(kind_names)}
-    types = {c: (pa.dictionary(pa.int32(), pa.string()) if t == "type" else pa.int64()) for c, t in wanted.items()}
-    chunks = {c: [] for c in wanted}
-    rows_before = 0
-    try:
-        reader = pcsv.open_csv(
-            source,
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, block_size=BLOCK),
-            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
-            convert_options=pcsv.ConvertOptions(column_types=types, include_columns=list(wanted)))
-        for batch in reader:
-            for c in wanted:
-                chunks[c].append(_column(batch.column(batch.schema.get_field_index(c)), wanted[c]))
-            rows_before += batch.num_rows
-    except FileNotFoundError:
-        raise LogError(f"{source}: no such file") from None
-    except OSError as e:
-        raise LogError(f"{source}: cannot read: {e}") from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        _locate_error(source, names, header, wanted, bmap)
-        raise LogError(f"{source}: {e}") from None
-    col = {c: (np.concatenate(v) if v else np.zeros(0, np.int64)) for c, v in chunks.items() if wanted[c] == "int"}
-    tcol = cmap["behavior"]
-    codes = [cd for cd, _ in chunks[tcol]]
-    # per block dictionaries -> one global type index
-    type_names = []
-    type_of = []
-    for cd, dic in chunks[tcol]:
+            raise LogError(f"{source}: cannot read: {e}") from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            _locate_error(source, self.names, self.header, wanted, self.bmap)
+            raise LogError(f"{source}: {e}") from None
+
+    def _expand(self, cols, rows_before, type_names):
+        cmap, bmap = self.cmap, self.bmap
+        cd, dic = cols[cmap["behavior"]]
         local = []
         for t in dic:
             t = t.strip()
             if t not in type_names:
                 type_names.append(t)
             local.append(type_names.index(t))
-        type_of.append(np.asarray(local, dtype=np.int64))
-    types_arr = np.concatenate([m[cd] if len(m) else cd.astype(np.int64) for cd, m in zip(codes, type_of)]) \
-        if codes else np.zeros(0, np.int64)
-    unknown = [i for i, t in enumerate(type_names) if t not in bmap]
-    if unknown:
-        row = int(np.flatnonzero(np.isin(types_arr, unknown))[0])
-        t = type_names[int(types_arr[row])]
-        raise LogError(f"{source} line {row + 1 + int(header)}: behavior type '{t}' is not in the behavior map "
-                       f"(known: {sorted(bmap)}; map it to a name, or to nothing to ignore it)")
-    # expand: one event per (row, mapped name)
-    per_type = [[index[n] for n in bmap[t]] for t in type_names]
-    counts = np.asarray([len(k) for k in per_type], dtype=np.int64)[types_arr] if type_names else types_arr
-    rows = np.repeat(np.arange(len(types_arr)), counts)
-    flat_kinds = np.concatenate([np.asarray(k, np.int64) for k in per_type]) if type_names else np.zeros(0, np.int64)
-    starts = np.concatenate([[0], np.cumsum([len(k) for k in per_type])])[:-1] if type_names else flat_kinds
-    within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    kind = flat_kinds[starts[types_arr[rows]] + within] if len(rows) else np.zeros(0, np.int64)
-    take = lambda a: a[rows]  # noqa: E731
-    return Events(take(col[cmap["user"]]), take(col[cmap["item"]]), kind, take(col[cmap["time"]]),
-                  rows + 1 + int(header), kind_names, source, {f: take(col[c]) for f, c in attrs.items()})
+        types_arr = np.asarray(local, dtype=np.int64)[cd] if len(local) else cd.astype(np.int64)
+        unknown = [i for i, t in enumerate(type_names) if t not in bmap]
+        if unknown and np.isin(types_arr, unknown).any():
+            row = int(np.flatnonzero(np.isin(types_arr, unknown))[0])
+            t = type_names[int(types_arr[row])]
+            raise LogError(f"{self.source} line {rows_before + row + 1 + int(self.header)}: behavior type '{t}' is "
+                           f"not in the behavior map (known: {sorted(bmap)}; map it to a name, or to nothing to "
+                           "ignore it)")
+        # expand: one event per (row, mapped name)
+        per_type = [[self.index[n] for n in bmap[t]] for t in type_names]
+        if type_names:
+            counts = np.asarray([len(k) for k in per_type], dtype=np.int64)[types_arr]
+            rows = np.repeat(np.arange(len(types_arr)), counts)
+            flat_kinds = np.concatenate([np.asarray(k, np.int64) for k in per_type])
+            starts = np.concatenate([[0], np.cumsum([len(k) for k in per_type])])[:-1].astype(np.int64)
+            within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+            kind = flat_kinds[starts[types_arr[rows]] + within] if len(rows) else np.zeros(0, np.int64)
+        else:
+            rows, kind = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        take = lambda c: cols[c][rows]  # noqa: E731
+        return {"user": take(cmap["user"]), "item": take(cmap["item"]), "kind": kind, "ts": take(cmap["time"]),
+                "line": rows + (rows_before + 1 + int(self.header)),
+                "attr": {f: take(c) for f, c in self.attrs.items()}}
+
+
+def read_log(path, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None, header=False):
+    """Read a CSV log with pyarrow -> Events (the roles and every other mapped column), in memory."""
+    rd = _Reader(path, behavior_map, columns, names, header)
+    parts = list(rd.batches())
+    cat = lambda k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)  # noqa: E731
+    attr = {f: (np.concatenate([p["attr"][f] for p in parts]) if parts else np.zeros(0, np.int64)) for f in rd.attrs}
+    return Events(cat("user"), cat("item"), cat("kind"), cat("ts"), cat("line"), rd.kind_names, rd.source, attr)
 
 
 def _column(arr, what):
