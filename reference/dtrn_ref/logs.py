@@ -410,10 +410,11 @@ class _Global:
         self.before = np.append(starts, len(ts_s))  # events before each second (+ the total)
         self.min_ts = int(ts_s[0]) if len(ts_s) else 0
         del ts_s, edges, starts
-        self.pool_items = item[by_time]
-        self.items_u, first = np.unique(self.pool_items, return_index=True)
-        self.items_u = self.items_u.astype(np.int64)
-        self.n_items = len(self.items_u)
+        items_u, first, inv = np.unique(item[by_time], return_index=True, return_inverse=True)
+        self.items_u = items_u.astype(np.int64)
+        self.n_items = len(items_u)
+        self.pool = inv.reshape(-1).astype(np.int32 if self.n_items < (1 << 31) else np.int64)  # dense item codes
+        del inv, items_u
         ev_first = by_time[first]
         del by_time, first
         self.item_attr = {k: v[ev_first].astype(np.int64) for k, v in item_attr.items()}  # per dense item
@@ -493,7 +494,7 @@ class _Plan:
     def __init__(self, st, g, user, item, kind, ts, line, attr, tgt):
         cfg, nk = st.cfg, st.nk
         self.st, self.g, self.cfg, self.nk = st, g, cfg, nk
-        uidx, _ = _dense_index(user)
+        uidx, users_u = _dense_index(user)
         kind = kind.astype(np.int64)
         # Events by (user, kind), time-ordered (file order breaks ties): each sequence is a slice.
         order = np.lexsort((line, ts, kind, uidx))
@@ -503,6 +504,9 @@ class _Plan:
         for f in C.seq_field_defs(cfg):
             self.seq_raw["seq." + f["name"]] = attr[f["name"]][order]
         del order
+        # each (user, kind) group's first event: group q is g_key's slice group_start[q] .. group_start[q + 1]
+        self.group_start = np.searchsorted(self.g_key, np.arange(len(users_u) * nk + 1))
+        del users_u
         # labels: per (user, item, task kind) the time of the user's last such event
         is_task = np.flatnonzero(np.isin(kind, st.task_kind))
         iidx = _ss(g.items_u, item[is_task])
@@ -518,7 +522,8 @@ class _Plan:
         del key_s, ts_s, last, is_task
         self.n = len(tgt)
         self.t_ts = ts[tgt]
-        self.t_uidx, self.t_user, self.t_item, self.t_line = uidx[tgt], user[tgt], item[tgt], line[tgt]
+        self.t_uidx, self.t_user, self.t_line = uidx[tgt], user[tgt], line[tgt]
+        self.t_item = _ss(g.items_u, item[tgt]).astype(g.pool.dtype)  # dense item codes
         self.t_attr = {k: v[tgt] for k, v in attr.items()
                        if k in {f["name"] for f in C.fields(cfg, "user") + C.fields(cfg, "context")}}
         s = g.split_of(self.t_ts)
@@ -532,8 +537,7 @@ class _Plan:
         n, negatives = len(t_ts), self.st.negatives
         t_user = self.t_uidx[lo:hi].astype(np.int64)
         q_key = t_user[:, None] * nk + self.st.beh_kind[None, :]                          # [n, B]
-        g_lo = _ss(self.g_key, q_key, side="left")
-        g_hi = _ss(self.g_key, q_key, side="right")
+        g_lo, g_hi = self.group_start[q_key], self.group_start[q_key + 1]
         stop = _search_pairs(self.g_key, self.ts_sorted, q_key, np.broadcast_to(t_ts[:, None], q_key.shape),
                              g_lo, g_hi)
         start = np.maximum(g_lo, stop - L)
@@ -541,10 +545,10 @@ class _Plan:
         del q_key, g_lo, g_hi, stop, start
         pool_end = g.pool_end(t_ts)[:, None]
         tgt_items = self.t_item[lo:hi, None]
-        key = _target_keys(self.st.seed, self.t_line[lo:hi] - self.st.first_line)                              # [n]
+        key = _target_keys(self.st.seed, self.t_line[lo:hi] - self.st.first_line)        # [n]
         step = np.arange(1, negatives + 1, dtype=np.uint64) * _GOLD
         with np.errstate(over="ignore"):
-            neg = g.pool_items[(_uniform(key[:, None] + step[None, :]) * pool_end).astype(np.int64)]
+            neg = g.pool[(_uniform(key[:, None] + step[None, :]) * pool_end).astype(np.int64)]
             bad = neg == tgt_items
             for r in range(1, 101):  # a negative is never the target item itself
                 if not bad.any():
@@ -552,19 +556,24 @@ class _Plan:
                 rows, cols = np.nonzero(bad)
                 draw = _uniform(key[rows] + (np.uint64(r * (negatives + 1)) + cols.astype(np.uint64) + np.uint64(1))
                                 * _GOLD)
-                neg[rows, cols] = g.pool_items[(draw * pool_end[rows, 0]).astype(np.int64)]
+                neg[rows, cols] = g.pool[(draw * pool_end[rows, 0]).astype(np.int64)]
                 bad = neg == tgt_items
-            perm = np.argsort(_mix((key[:, None] ^ np.uint64(0x5DEECE66D)) +
-                                   np.arange(negatives + 1, dtype=np.uint64)[None, :] * _GOLD), axis=1)
-        cand = np.concatenate([tgt_items, neg.astype(tgt_items.dtype)], axis=1)
-        keep = np.concatenate([np.ones((n, 1), dtype=bool), ~bad], axis=1)  # a pool of only the target: fewer
-        cand, keep = np.take_along_axis(cand, perm, axis=1), np.take_along_axis(keep, perm, axis=1)
-        del neg, bad, perm, key
+            # the draws are exchangeable, so the target at a uniform slot among them is a uniform order
+            at = (_uniform(key ^ np.uint64(0x5DEECE66D)) * (negatives + 1)).astype(np.int64)[:, None]
+        slot = np.arange(negatives + 1)[None, :]
+        if negatives:
+            src = np.maximum(np.where(slot < at, slot, slot - 1), 0)
+            cand = np.where(slot == at, tgt_items, np.take_along_axis(neg, src, axis=1))
+            keep = (slot == at) | ~np.take_along_axis(bad, src, axis=1)  # a pool of only the target: fewer
+            del src
+        else:
+            cand, keep = tgt_items, np.ones((n, 1), dtype=bool)
+        del neg, bad, key
         counts = keep.sum(1)
-        cand_flat = cand[keep].astype(np.int64)
+        cand_item = cand[keep].astype(np.int64)  # dense item codes
         del cand, keep
+        cand_flat = g.items_u[cand_item]
         cand_req = np.repeat(np.arange(n), counts)
-        cand_item = _ss(g.items_u, cand_flat)
         labels = np.zeros((len(cand_flat), K), dtype=np.int8)
         base = (t_user[cand_req] * g.n_items + cand_item) * nk
         o = np.argsort(base)  # one sort of the queries serves every task (+ kk keeps the order)
@@ -605,7 +614,9 @@ def _ticker(progress):
     def tick(what):
         if progress is not None:
             now = time.time()
-            progress(f"{what} ({now - clock[0]:.1f} s)")
+            import resource
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            progress(f"{what} ({now - clock[0]:.1f} s; peak memory so far {peak:.0f} MiB)")
             clock[0] = now
     return tick
 
@@ -842,6 +853,7 @@ def build_store_from_log(path, cfg, out, behavior_map=DEFAULT_BEHAVIOR_MAP, colu
             plan = _Plan(st, g, e["user"], e["item"], e["kind"], e["ts"], e["line"], attr, tgts[s])
             tgts[s] = None
             del e, attr
+            tick(f"shard {s + 1}/{S}: {plan.n} targets; sequences and label look-ups")
             o.shard(plan, chunk, tick, f"shard {s + 1}/{S}: " if S > 1 else "")
             del plan
         counts = o.close()
