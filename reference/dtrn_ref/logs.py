@@ -54,7 +54,7 @@ ROLES = ("user", "item", "behavior", "time")
 TARGETS = ("first", "task0")
 _INT = re.compile(r"-?[0-9]+\Z")
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-BLOCK = 64 << 20  # pyarrow read block size (bytes)
+BLOCK = 16 << 20  # pyarrow read block size (bytes): memory while reading is a few times this
 
 
 class LogError(ValueError):
@@ -401,7 +401,14 @@ class _Global:
     how many events come before it), each item's values on its first event, the log's first second and
     the split's cuts. Built from every event's (ts, item, item attributes), in file order."""
 
-    def __init__(self, ts, item, item_attr):
+    def __init__(self, ts, item, item_attr, block=1 << 22):
+        # (transient memory: about 30 bytes per event, the narrow inputs included)
+        self.items_u = np.unique(item).astype(np.int64)
+        self.n_items = n_items = len(self.items_u)
+        code_t = np.int32 if n_items < (1 << 31) else np.int64
+        codes = np.empty(len(item), dtype=code_t)
+        for a in range(0, len(item), block):  # dense item codes, a block at a time
+            codes[a:a + block] = _ss(self.items_u, item[a:a + block])
         by_time = np.argsort(ts, kind="stable")
         ts_s = ts[by_time]
         edges = np.flatnonzero(ts_s[1:] != ts_s[:-1]) + 1
@@ -410,11 +417,11 @@ class _Global:
         self.before = np.append(starts, len(ts_s))  # events before each second (+ the total)
         self.min_ts = int(ts_s[0]) if len(ts_s) else 0
         del ts_s, edges, starts
-        items_u, first, inv = np.unique(item[by_time], return_index=True, return_inverse=True)
-        self.items_u = items_u.astype(np.int64)
-        self.n_items = len(items_u)
-        self.pool = inv.reshape(-1).astype(np.int32 if self.n_items < (1 << 31) else np.int64)  # dense item codes
-        del inv, items_u
+        self.pool = codes[by_time]  # dense item codes in time order
+        del codes
+        first = np.full(n_items, len(self.pool), dtype=np.int64)  # each item's first position in the pool
+        for a in range(0, len(self.pool), block):
+            np.minimum.at(first, self.pool[a:a + block], np.arange(a, min(a + block, len(self.pool))))
         ev_first = by_time[first]
         del by_time, first
         self.item_attr = {k: v[ev_first].astype(np.int64) for k, v in item_attr.items()}  # per dense item
