@@ -34,10 +34,14 @@ time order:
 - split by the target's timestamp: the first `fractions[0]` of targets train, the next
   `fractions[1]` validate, the rest test; a timestamp never straddles two splits.
 
-Everything after reading is vectorised numpy over all events and targets (sorts, searchsorted,
-gathers), no Python loop per event or request. Requests come out as store.Columns whose sequences
-point into one shared, user-sorted event array (nothing is copied per request), ready for
-`Columns.save` (the memory-mapped training store) or `write_jsonl` (request files).
+Everything after reading is vectorised numpy (sorts, searchsorted, gathers), no Python loop per
+event or request. Requests come out as store.Columns whose sequences point into one shared,
+user-sorted event array (nothing is copied per request), ready for `Columns.save` (the
+memory-mapped training store) or `write_jsonl` (request files). build_columns and build_store work
+on in-memory Events; build_store_from_log (`requests --log`) streams the log and builds it shard by
+shard of users, so memory holds one shard plus a few bytes per event of log-wide arrays. A target's
+negatives come from a counter-based generator keyed by (seed, its data row), so the requests do not
+depend on chunks or shards.
 """
 import json
 import os
@@ -425,7 +429,6 @@ class _Global:
         ev_first = by_time[first]
         del by_time, first
         self.item_attr = {k: v[ev_first].astype(np.int64) for k, v in item_attr.items()}  # per dense item
-        self.cut_pos = None
 
     def pool_end(self, t):
         """Events strictly before second t (the negatives' pool of a target at t)."""
