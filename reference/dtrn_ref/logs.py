@@ -34,10 +34,14 @@ time order:
 - split by the target's timestamp: the first `fractions[0]` of targets train, the next
   `fractions[1]` validate, the rest test; a timestamp never straddles two splits.
 
-Everything after reading is vectorised numpy over all events and targets (sorts, searchsorted,
-gathers), no Python loop per event or request. Requests come out as store.Columns whose sequences
-point into one shared, user-sorted event array (nothing is copied per request), ready for
-`Columns.save` (the memory-mapped training store) or `write_jsonl` (request files).
+Everything after reading is vectorised numpy (sorts, searchsorted, gathers), no Python loop per
+event or request. Requests come out as store.Columns whose sequences point into one shared,
+user-sorted event array (nothing is copied per request), ready for `Columns.save` (the
+memory-mapped training store) or `write_jsonl` (request files). build_columns and build_store work
+on in-memory Events; build_store_from_log (`requests --log`) streams the log and builds it shard by
+shard of users, so memory holds one shard plus a few bytes per event of log-wide arrays. A target's
+negatives come from a counter-based generator keyed by (seed, its data row), so the requests do not
+depend on chunks or shards.
 """
 import json
 import os
@@ -54,7 +58,7 @@ ROLES = ("user", "item", "behavior", "time")
 TARGETS = ("first", "task0")
 _INT = re.compile(r"-?[0-9]+\Z")
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-BLOCK = 64 << 20  # pyarrow read block size (bytes)
+BLOCK = 16 << 20  # pyarrow read block size (bytes): memory while reading is a few times this
 
 
 class LogError(ValueError):
@@ -100,9 +104,10 @@ class Events:
     """Parsed log: parallel numpy arrays, one entry per (row, mapped name); `kind` indexes `names`.
     `attr` holds the mapped field columns (field name -> int64 values per event)."""
 
-    def __init__(self, user, item, kind, ts, line, names, source, attr=None):
+    def __init__(self, user, item, kind, ts, line, names, source, attr=None, first_line=1):
         self.user, self.item, self.kind, self.ts, self.line = user, item, kind, ts, line
         self.names, self.source, self.attr = names, source, attr or {}
+        self.first_line = first_line  # the line of the first data row (2 with a header)
 
     @property
     def cat(self):
@@ -141,84 +146,105 @@ def _locate_error(source, names, header, wanted, bmap):
                     _int(tok.strip(), col, where)
 
 
-def read_log(path, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None, header=False):
-    """Read a CSV log with pyarrow -> Events (the roles and every other mapped column)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    bmap = parse_behavior_map(behavior_map) if isinstance(behavior_map, str) else dict(behavior_map)
-    cmap = parse_columns(columns or DEFAULT_COLUMNS)
-    source = os.fspath(path)
-    if header:
+class _Reader:
+    """A CSV log read block by block with pyarrow: batches() yields each block's events (one per
+    (row, mapped name)) as a dict of numpy arrays: user, item, kind, ts, line and attr (field -> values)."""
+
+    def __init__(self, path, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None, header=False):
+        self.bmap = parse_behavior_map(behavior_map) if isinstance(behavior_map, str) else dict(behavior_map)
+        self.cmap = cmap = parse_columns(columns or DEFAULT_COLUMNS)
+        self.source = source = os.fspath(path)
+        self.header = header
+        if header:
+            try:
+                with open(source, encoding="utf-8") as fh:
+                    names = [n.strip() for n in fh.readline().rstrip("\r\n").split(",")]
+            except OSError as e:
+                raise LogError(f"{source}: cannot read: {e.strerror}") from None
+        else:
+            names = [n.strip() for n in (names or DEFAULT_NAMES).split(",")]
+        self.names = names
+        # every mapped column is read and checked (on every row, ignored types included)
+        self.attrs = attrs = {k: c for k, c in cmap.items() if k not in ROLES and k not in ("user_id", "item_id")}
+        for key, col in list(cmap.items()):
+            if col not in names and (key in ROLES or key in attrs):
+                raise LogError(f"column mapping: '{key}={col}': the log has no column '{col}' (its columns: {names})")
+        wanted = {cmap["user"]: "int", cmap["item"]: "int", cmap["time"]: "int", cmap["behavior"]: "type"}
+        for col in attrs.values():
+            wanted[col] = "int"
+        self.wanted = wanted
+        self.kind_names = sorted({n for v in self.bmap.values() for n in v})
+        self.index = {n: i for i, n in enumerate(self.kind_names)}
+
+    def batches(self):
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        wanted, source = self.wanted, self.source
+        types = {c: (pa.dictionary(pa.int32(), pa.string()) if t == "type" else pa.int64()) for c, t in wanted.items()}
+        type_names = []  # raw type strings in order of first sight; per-block dictionaries map onto it
+        rows_before = 0
         try:
-            with open(source, encoding="utf-8") as fh:
-                names = [n.strip() for n in fh.readline().rstrip("\r\n").split(",")]
+            reader = pcsv.open_csv(
+                source,
+                read_options=pcsv.ReadOptions(column_names=self.names, skip_rows=1 if self.header else 0,
+                                              block_size=BLOCK),
+                parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+                convert_options=pcsv.ConvertOptions(column_types=types, include_columns=list(wanted)))
+            for batch in reader:
+                cols = {c: _column(batch.column(batch.schema.get_field_index(c)), wanted[c]) for c in wanted}
+                out = self._expand(cols, rows_before, type_names)
+                rows_before += batch.num_rows
+                yield out
+        except FileNotFoundError:
+            raise LogError(f"{source}: no such file") from None
         except OSError as e:
-            raise LogError(f"{source}: cannot read: {e.strerror}") from None
-    else:
-        names = [n.strip() for n in (names or DEFAULT_NAMES).split(",")]
-    # every mapped column is read and checked (on every row, ignored types included)
-    attrs = {k: c for k, c in cmap.items() if k not in ROLES and k not in ("user_id", "item_id")}
-    for key, col in list(cmap.items()):
-        if col not in names and (key in ROLES or key in attrs):
-            raise LogError(f"column mapping: '{key}={col}': the log has no column '{col}' (its columns: {names})")
-    wanted = {cmap["user"]: "int", cmap["item"]: "int", cmap["time"]: "int", cmap["behavior"]: "type"}
-    for col in attrs.values():
-        wanted[col] = "int"
-    kind_names = sorted({n for v in bmap.values() for n in v})
-    index = {n: i for i, n in enumerate(kind_names)}
-    types = {c: (pa.dictionary(pa.int32(), pa.string()) if t == "type" else pa.int64()) for c, t in wanted.items()}
-    chunks = {c: [] for c in wanted}
-    rows_before = 0
-    try:
-        reader = pcsv.open_csv(
-            source,
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, block_size=BLOCK),
-            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
-            convert_options=pcsv.ConvertOptions(column_types=types, include_columns=list(wanted)))
-        for batch in reader:
-            for c in wanted:
-                chunks[c].append(_column(batch.column(batch.schema.get_field_index(c)), wanted[c]))
-            rows_before += batch.num_rows
-    except FileNotFoundError:
-        raise LogError(f"{source}: no such file") from None
-    except OSError as e:
-        raise LogError(f"{source}: cannot read: {e}") from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        _locate_error(source, names, header, wanted, bmap)
-        raise LogError(f"{source}: {e}") from None
-    col = {c: (np.concatenate(v) if v else np.zeros(0, np.int64)) for c, v in chunks.items() if wanted[c] == "int"}
-    tcol = cmap["behavior"]
-    codes = [cd for cd, _ in chunks[tcol]]
-    # per block dictionaries -> one global type index
-    type_names = []
-    type_of = []
-    for cd, dic in chunks[tcol]:
+            raise LogError(f"{source}: cannot read: {e}") from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            _locate_error(source, self.names, self.header, wanted, self.bmap)
+            raise LogError(f"{source}: {e}") from None
+
+    def _expand(self, cols, rows_before, type_names):
+        cmap, bmap = self.cmap, self.bmap
+        cd, dic = cols[cmap["behavior"]]
         local = []
         for t in dic:
             t = t.strip()
             if t not in type_names:
                 type_names.append(t)
             local.append(type_names.index(t))
-        type_of.append(np.asarray(local, dtype=np.int64))
-    types_arr = np.concatenate([m[cd] if len(m) else cd.astype(np.int64) for cd, m in zip(codes, type_of)]) \
-        if codes else np.zeros(0, np.int64)
-    unknown = [i for i, t in enumerate(type_names) if t not in bmap]
-    if unknown:
-        row = int(np.flatnonzero(np.isin(types_arr, unknown))[0])
-        t = type_names[int(types_arr[row])]
-        raise LogError(f"{source} line {row + 1 + int(header)}: behavior type '{t}' is not in the behavior map "
-                       f"(known: {sorted(bmap)}; map it to a name, or to nothing to ignore it)")
-    # expand: one event per (row, mapped name)
-    per_type = [[index[n] for n in bmap[t]] for t in type_names]
-    counts = np.asarray([len(k) for k in per_type], dtype=np.int64)[types_arr] if type_names else types_arr
-    rows = np.repeat(np.arange(len(types_arr)), counts)
-    flat_kinds = np.concatenate([np.asarray(k, np.int64) for k in per_type]) if type_names else np.zeros(0, np.int64)
-    starts = np.concatenate([[0], np.cumsum([len(k) for k in per_type])])[:-1] if type_names else flat_kinds
-    within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    kind = flat_kinds[starts[types_arr[rows]] + within] if len(rows) else np.zeros(0, np.int64)
-    take = lambda a: a[rows]  # noqa: E731
-    return Events(take(col[cmap["user"]]), take(col[cmap["item"]]), kind, take(col[cmap["time"]]),
-                  rows + 1 + int(header), kind_names, source, {f: take(col[c]) for f, c in attrs.items()})
+        types_arr = np.asarray(local, dtype=np.int64)[cd] if len(local) else cd.astype(np.int64)
+        unknown = [i for i, t in enumerate(type_names) if t not in bmap]
+        if unknown and np.isin(types_arr, unknown).any():
+            row = int(np.flatnonzero(np.isin(types_arr, unknown))[0])
+            t = type_names[int(types_arr[row])]
+            raise LogError(f"{self.source} line {rows_before + row + 1 + int(self.header)}: behavior type '{t}' is "
+                           f"not in the behavior map (known: {sorted(bmap)}; map it to a name, or to nothing to "
+                           "ignore it)")
+        # expand: one event per (row, mapped name)
+        per_type = [[self.index[n] for n in bmap[t]] for t in type_names]
+        if type_names:
+            counts = np.asarray([len(k) for k in per_type], dtype=np.int64)[types_arr]
+            rows = np.repeat(np.arange(len(types_arr)), counts)
+            flat_kinds = np.concatenate([np.asarray(k, np.int64) for k in per_type])
+            starts = np.concatenate([[0], np.cumsum([len(k) for k in per_type])])[:-1].astype(np.int64)
+            within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+            kind = flat_kinds[starts[types_arr[rows]] + within] if len(rows) else np.zeros(0, np.int64)
+        else:
+            rows, kind = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        take = lambda c: cols[c][rows]  # noqa: E731
+        return {"user": take(cmap["user"]), "item": take(cmap["item"]), "kind": kind, "ts": take(cmap["time"]),
+                "line": rows + (rows_before + 1 + int(self.header)),
+                "attr": {f: take(c) for f, c in self.attrs.items()}}
+
+
+def read_log(path, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None, header=False):
+    """Read a CSV log with pyarrow -> Events (the roles and every other mapped column), in memory."""
+    rd = _Reader(path, behavior_map, columns, names, header)
+    parts = list(rd.batches())
+    cat = lambda k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)  # noqa: E731
+    attr = {f: (np.concatenate([p["attr"][f] for p in parts]) if parts else np.zeros(0, np.int64)) for f in rd.attrs}
+    return Events(cat("user"), cat("item"), cat("kind"), cat("ts"), cat("line"), rd.kind_names, rd.source, attr,
+                  1 + int(header))
 
 
 def _column(arr, what):
@@ -263,19 +289,19 @@ def _check_config(cfg, ev, cmap):
                                f"(mapped names: {ev.names})")
 
 
-def _targets(ev, task_kinds, mode):
-    """Indices of target events in time order."""
+def _targets(user, item, kind, ts, line, task_kinds, mode):
+    """Indices of target events, in time order (file order breaks ties)."""
     if mode == "task0":
-        tgt = np.flatnonzero(ev.kind == task_kinds[0])
+        tgt = np.flatnonzero(kind == task_kinds[0])
     elif mode == "first":
-        cand = np.flatnonzero(np.isin(ev.kind, task_kinds))
-        o = cand[np.lexsort((ev.line[cand], ev.ts[cand], ev.item[cand], ev.user[cand]))]
+        cand = np.flatnonzero(np.isin(kind, task_kinds))
+        o = cand[np.lexsort((line[cand], ts[cand], item[cand], user[cand]))]
         first = np.ones(len(o), dtype=bool)
-        first[1:] = (ev.user[o][1:] != ev.user[o][:-1]) | (ev.item[o][1:] != ev.item[o][:-1])
+        first[1:] = (user[o][1:] != user[o][:-1]) | (item[o][1:] != item[o][:-1])
         tgt = o[first]
     else:
         raise LogError(f"target mode '{mode}': expected one of {list(TARGETS)}")
-    return tgt[np.lexsort((ev.line[tgt], ev.ts[tgt]))]
+    return tgt[np.lexsort((line[tgt], ts[tgt]))]
 
 
 def _ss(a, v, side="left"):
@@ -290,114 +316,280 @@ def _ss(a, v, side="left"):
 
 
 def _dense_index(a):
-    """Values -> (dense int64 codes, unique values)."""
+    """Values -> (dense int32 codes, unique values)."""
     u, inv = np.unique(a, return_inverse=True)
-    return inv.astype(np.int64).reshape(-1), u
+    return inv.reshape(-1).astype(np.int32 if len(u) < (1 << 31) else np.int64), u
 
 
-class _Plan:
-    """Everything about a log that does not depend on which targets are being built (sorted events,
-    label look-ups, per-item values, split cuts); chunk(lo, hi) builds targets lo .. hi-1."""
+def _narrow(a):
+    """An int64 array as int32 when its values fit (the global per-event arrays are kept narrow)."""
+    if a.dtype == np.int64 and (len(a) == 0 or (int(a.min()) >= -(1 << 31) and int(a.max()) < (1 << 31))):
+        return a.astype(np.int32)
+    return a
 
-    def __init__(self, ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick):
-        cfg = C.load_config(cfg)
-        cmap = parse_columns(columns or DEFAULT_COLUMNS)
-        _check_config(cfg, ev, cmap)
-        if len(ev) == 0:
-            raise LogError(f"{ev.source}: no events after applying the behavior map")
-        if negatives < 0:
-            raise LogError(f"negatives must be >= 0, got {negatives}")
-        self.cfg, self.ev, self.negatives, self.seed, self.utc = cfg, ev, negatives, seed, utc_offset_hours
-        kind_of = {n: i for i, n in enumerate(ev.names)}
-        self.beh_kind = np.asarray([kind_of[b] for b in cfg["behaviors"]], dtype=np.int64)
-        self.task_kind = [kind_of[t] for t in cfg["tasks"]]
-        self.nk = nk = len(ev.names)
-        self.uidx, _ = _dense_index(ev.user)
-        iidx, self.items_u = _dense_index(ev.item)
-        self.n_items = len(self.items_u)
-        tick("factorised users and items")
-        # Events by (user, kind), time-ordered (file order breaks ties): each sequence is a slice.
-        self.order = np.lexsort((ev.line, ev.ts, ev.kind, self.uidx))
-        self.g_key = self.uidx[self.order] * nk + ev.kind[self.order]
-        self.ts_sorted = ev.ts[self.order]
-        tick("sorted events by (user, behaviour, time)")
-        tgt = _targets(ev, self.task_kind, target)
-        self.tgt = tgt[ev.ts[tgt] > ev.ts.min()]  # the log's first second is warm-up: nothing earlier to sample
-        n = self.n = len(self.tgt)
-        if n == 0:
-            raise LogError(f"{ev.source}: no target events after the log's first second")
-        self.t_ts = ev.ts[self.tgt]
+
+# ---- counter-based randomness: a target's negatives depend only on (seed, its line), never on chunks
+# or shards (splitmix64's finaliser over 64-bit counters)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x):
+    x = np.asarray(x, dtype=np.uint64).copy()
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _uniform(key):
+    """uint64 keys -> floats in [0, 1)."""
+    return (_mix(key) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def _target_keys(seed, line):
+    """Per target: a 64-bit key from (seed, its row: line less the header) that its draws count up from."""
+    s = _mix(np.uint64(int(seed) % (1 << 64)) ^ np.uint64(0x10C5))
+    with np.errstate(over="ignore"):
+        return _mix(np.asarray(line).astype(np.uint64) * _GOLD + s)
+
+
+def _decimal_ids(parts, sep=b"-"):
+    """Request ids f"{a}-{b}-{c}" for int64 arrays a, b, c, vectorised: (uint8 bytes, int64 offsets),
+    byte for byte what Columns.encode_ids makes of the Python strings."""
+    n = len(parts[0])
+    mags, negs, lens = [], [], []
+    for a in parts:
+        a = np.asarray(a, dtype=np.int64)
+        neg = a < 0
+        with np.errstate(over="ignore"):
+            m = np.where(neg, np.uint64(0) - a.astype(np.uint64), a.astype(np.uint64))
+        nd = np.ones(n, dtype=np.int64)
+        for k in range(1, 20):
+            nd += m >= np.uint64(10 ** k)
+        mags.append(m)
+        negs.append(neg)
+        lens.append(nd + neg)
+    total = sum(lens) + (len(parts) - 1)
+    off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(total, out=off[1:])
+    buf = np.empty(int(off[-1]), dtype=np.uint8)
+    pos = off[:-1].copy()
+    for j, (m, neg, ln) in enumerate(zip(mags, negs, lens)):
+        buf[pos[neg]] = ord("-")
+        end = pos + ln - 1  # the last digit
+        k, live, m = 0, np.arange(n), m.copy()
+        while live.size:
+            buf[end[live] - k] = (m[live] % np.uint64(10)).astype(np.uint8) + 48
+            m[live] //= np.uint64(10)
+            k += 1
+            live = live[m[live] > 0]
+        pos = pos + ln
+        if j < len(parts) - 1:
+            buf[pos] = sep[0]
+            pos = pos + 1
+    return buf, off
+
+
+class _Meta:
+    """What _check_config reads of a log: the mapped names and attribute fields."""
+
+    def __init__(self, names, attr_names):
+        self.names, self.attr = names, dict.fromkeys(attr_names)
+
+
+class _Global:
+    """The log-wide part of a build (everything else depends only on one user's events): the pool the
+    negatives are drawn from (every event's item in time order, file order breaking ties; per second,
+    how many events come before it), each item's values on its first event, the log's first second and
+    the split's cuts. Built from every event's (ts, item, item attributes), in file order."""
+
+    def __init__(self, ts, item, item_attr, block=1 << 22):
+        # (transient memory: about 30 bytes per event, the narrow inputs included)
+        self.items_u = np.unique(item).astype(np.int64)
+        self.n_items = n_items = len(self.items_u)
+        code_t = np.int32 if n_items < (1 << 31) else np.int64
+        codes = np.empty(len(item), dtype=code_t)
+        for a in range(0, len(item), block):  # dense item codes, a block at a time
+            codes[a:a + block] = _ss(self.items_u, item[a:a + block])
+        by_time = np.argsort(ts, kind="stable")
+        ts_s = ts[by_time]
+        edges = np.flatnonzero(ts_s[1:] != ts_s[:-1]) + 1
+        starts = np.concatenate([[0], edges]).astype(np.int64)
+        self.secs = ts_s[starts].astype(np.int64)  # distinct seconds, ascending
+        self.before = np.append(starts, len(ts_s))  # events before each second (+ the total)
+        self.min_ts = int(ts_s[0]) if len(ts_s) else 0
+        del ts_s, edges, starts
+        self.pool = codes[by_time]  # dense item codes in time order
+        del codes
+        first = np.full(n_items, len(self.pool), dtype=np.int64)  # each item's first position in the pool
+        for a in range(0, len(self.pool), block):
+            np.minimum.at(first, self.pool[a:a + block], np.arange(a, min(a + block, len(self.pool))))
+        ev_first = by_time[first]
+        del by_time, first
+        self.item_attr = {k: v[ev_first].astype(np.int64) for k, v in item_attr.items()}  # per dense item
+
+    def pool_end(self, t):
+        """Events strictly before second t (the negatives' pool of a target at t)."""
+        return self.before[np.searchsorted(self.secs, t, side="left")]
+
+    def set_cuts(self, t_secs, t_counts, fractions):
+        """The split from every target's second (distinct, ascending) and count: the first fractions[0]
+        of targets train, ... and a second never straddles two splits."""
+        n = int(t_counts.sum())
+        self.t_secs = t_secs
+        self.t_before = np.concatenate([[0], np.cumsum(t_counts)]).astype(np.int64)
         cut = [0]
         for fr in np.cumsum(fractions):
             j = int(round(fr * n))
-            j = int(np.searchsorted(self.t_ts, self.t_ts[j - 1], side="right")) if 0 < j < n else j  # a second whole
+            if 0 < j < n:  # to the end of the second of target j-1
+                j = int(self.t_before[np.searchsorted(self.t_before, j - 1, side="right")])
             cut.append(max(cut[-1], j))
         cut.append(n)
-        self.cut = cut
-        # negatives: items of events strictly before the target, by position in time order
-        by_time = np.lexsort((ev.line, ev.ts))
-        self.pool_items, self.pool_ts = ev.item[by_time], ev.ts[by_time]
+        self.cut, self.n_targets = cut, n
+
+    def split_of(self, t_ts):
+        """Split index (0 train, 1 validation, 2 test) of targets at seconds t_ts."""
+        below = self.t_before[np.searchsorted(self.t_secs, t_ts, side="left")]
+        return np.searchsorted(np.asarray(self.cut), below, side="right") - 1
+
+
+def _hist(t):
+    """Distinct values (ascending) and their counts."""
+    if len(t) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    s = np.sort(t)
+    edges = np.flatnonzero(s[1:] != s[:-1]) + 1
+    starts = np.concatenate([[0], edges])
+    return s[starts].astype(np.int64), np.diff(np.append(starts, len(s)))
+
+
+def _merge_hist(parts):
+    secs = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    cnts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    u, inv = np.unique(secs, return_inverse=True)
+    return u, np.bincount(inv.reshape(-1), weights=cnts, minlength=len(u)).astype(np.int64)
+
+
+class _Settings:
+    def __init__(self, cfg, meta, negatives, seed, fractions, target, columns, utc_offset_hours, first_line=1):
+        cfg = C.load_config(cfg)
+        self.first_line = first_line
+        cmap = parse_columns(columns or DEFAULT_COLUMNS)
+        _check_config(cfg, meta, cmap)
+        if negatives < 0:
+            raise LogError(f"negatives must be >= 0, got {negatives}")
+        if target not in TARGETS:
+            raise LogError(f"target mode '{target}': expected one of {list(TARGETS)}")
+        self.cfg, self.negatives, self.seed, self.utc = cfg, negatives, seed, utc_offset_hours
+        self.fractions, self.target = fractions, target
+        kind_of = {n: i for i, n in enumerate(meta.names)}
+        self.beh_kind = np.asarray([kind_of[b] for b in cfg["behaviors"]], dtype=np.int64)
+        self.task_kind = [kind_of[t] for t in cfg["tasks"]]
+        self.nk = len(meta.names)
+        self.item_attrs = [f["name"] for f in C.fields(cfg, "item") if f["name"] in meta.attr]
+
+    def targets(self, user, item, kind, ts, line, g):
+        """A shard's targets (indices into its events), time-ordered; the log's first second is warm-up."""
+        tgt = _targets(user, item, kind, ts, line, self.task_kind, self.target)
+        return tgt[ts[tgt] > g.min_ts]
+
+
+class _Plan:
+    """One shard's build: every user's events are all in one shard, so sequences and labels need only
+    the shard; the negatives' pool, the items' values and the split come from the _Global.
+    chunk(lo, hi) builds the shard's targets lo .. hi-1 (time-ordered)."""
+
+    def __init__(self, st, g, user, item, kind, ts, line, attr, tgt):
+        cfg, nk = st.cfg, st.nk
+        self.st, self.g, self.cfg, self.nk = st, g, cfg, nk
+        uidx, users_u = _dense_index(user)
+        kind = kind.astype(np.int64)
+        # Events by (user, kind), time-ordered (file order breaks ties): each sequence is a slice.
+        order = np.lexsort((line, ts, kind, uidx))
+        self.g_key = uidx[order].astype(np.int64) * nk + kind[order]
+        self.ts_sorted = ts[order]
+        self.seq_raw = {"seq.item_id": item[order]}
+        for f in C.seq_field_defs(cfg):
+            self.seq_raw["seq." + f["name"]] = attr[f["name"]][order]
+        del order
+        # each (user, kind) group's first event: group q is g_key's slice group_start[q] .. group_start[q + 1]
+        self.group_start = np.searchsorted(self.g_key, np.arange(len(users_u) * nk + 1))
+        del users_u
         # labels: per (user, item, task kind) the time of the user's last such event
-        is_task = np.isin(ev.kind, self.task_kind)
-        key_ev = (self.uidx[is_task] * self.n_items + iidx[is_task]) * nk + ev.kind[is_task]
-        o2 = np.lexsort((ev.ts[is_task], key_ev))
-        key_s, ts_s = key_ev[o2], ev.ts[is_task][o2]
+        is_task = np.flatnonzero(np.isin(kind, st.task_kind))
+        iidx = _ss(g.items_u, item[is_task])
+        key_ev = (uidx[is_task].astype(np.int64) * g.n_items + iidx) * nk + kind[is_task]
+        del iidx
+        ts_task = ts[is_task]
+        o2 = np.lexsort((ts_task, key_ev))
+        key_s, ts_s = key_ev[o2], ts_task[o2]
+        del key_ev, ts_task, o2
         last = np.ones(len(key_s), dtype=bool)
         last[:-1] = key_s[1:] != key_s[:-1]
         self.key_last, self.ts_last = key_s[last], ts_s[last]
-        _, first_of_item = np.unique(iidx[by_time], return_index=True)
-        self.item_first_event = by_time[first_of_item]  # per dense item: its first event
-        del by_time, key_ev, o2, key_s, ts_s, is_task, iidx
-        self.seq_raw = {"seq.item_id": ev.item[self.order]}
-        for f in C.seq_field_defs(cfg):
-            self.seq_raw["seq." + f["name"]] = ev.attr[f["name"]][self.order]
-        # What the chunks read, per target and per item; then the per-event columns can go.
-        tg = self.tgt
-        self.t_uidx, self.t_user, self.t_item, self.t_line = self.uidx[tg], ev.user[tg], ev.item[tg], ev.line[tg]
-        self.t_attr = {k: v[tg] for k, v in ev.attr.items()}
-        self.item_attr = {k: v[self.item_first_event] for k, v in ev.attr.items()}  # per dense item
-        del self.uidx, self.order, self.item_first_event
-        tick(f"{n} targets; label and negative look-ups")
+        del key_s, ts_s, last, is_task
+        self.n = len(tgt)
+        self.t_ts = ts[tgt]
+        self.t_uidx, self.t_user, self.t_line = uidx[tgt], user[tgt], line[tgt]
+        self.t_item = _ss(g.items_u, item[tgt]).astype(g.pool.dtype)  # dense item codes
+        self.t_attr = {k: v[tgt] for k, v in attr.items()
+                       if k in {f["name"] for f in C.fields(cfg, "user") + C.fields(cfg, "context")}}
+        s = g.split_of(self.t_ts)
+        self.cut = [int(np.searchsorted(s, i, side="left")) for i in range(3)] + [self.n]  # splits are contiguous
 
-    def chunk(self, lo, hi, rng):
+    def chunk(self, lo, hi):
         """Raw-id Columns of targets lo .. hi-1 (their sequences point into self.seq_raw)."""
         from .store import Columns
-        cfg, nk, L, K = self.cfg, self.nk, self.cfg["L"], len(self.cfg["tasks"])
+        cfg, nk, L, K, g = self.cfg, self.nk, self.cfg["L"], len(self.cfg["tasks"]), self.g
         t_ts = self.t_ts[lo:hi]
-        n, negatives = len(t_ts), self.negatives
-        t_user = self.t_uidx[lo:hi]
-        q_key = t_user[:, None] * nk + self.beh_kind[None, :]                          # [n, B]
-        g_lo = _ss(self.g_key, q_key, side="left")
-        g_hi = _ss(self.g_key, q_key, side="right")
+        n, negatives = len(t_ts), self.st.negatives
+        t_user = self.t_uidx[lo:hi].astype(np.int64)
+        q_key = t_user[:, None] * nk + self.st.beh_kind[None, :]                          # [n, B]
+        g_lo, g_hi = self.group_start[q_key], self.group_start[q_key + 1]
         stop = _search_pairs(self.g_key, self.ts_sorted, q_key, np.broadcast_to(t_ts[:, None], q_key.shape),
                              g_lo, g_hi)
         start = np.maximum(g_lo, stop - L)
         seq_len, seq_start = (stop - start).reshape(-1), start.reshape(-1)
-        pool_end = _ss(self.pool_ts, t_ts, side="left")[:, None]
+        del q_key, g_lo, g_hi, stop, start
+        pool_end = g.pool_end(t_ts)[:, None]
         tgt_items = self.t_item[lo:hi, None]
-        neg = self.pool_items[(rng.random((n, negatives)) * pool_end).astype(np.int64)]
-        bad = neg == tgt_items
-        for _ in range(100):  # a negative is never the target item itself
-            if not bad.any():
-                break
-            rows = np.nonzero(bad)[0]
-            neg[bad] = self.pool_items[(rng.random(len(rows)) * pool_end[rows, 0]).astype(np.int64)]
+        key = _target_keys(self.st.seed, self.t_line[lo:hi] - self.st.first_line)        # [n]
+        step = np.arange(1, negatives + 1, dtype=np.uint64) * _GOLD
+        with np.errstate(over="ignore"):
+            neg = g.pool[(_uniform(key[:, None] + step[None, :]) * pool_end).astype(np.int64)]
             bad = neg == tgt_items
-        cand = np.concatenate([tgt_items, neg], axis=1)
-        keep = np.concatenate([np.ones((n, 1), dtype=bool), ~bad], axis=1)  # a pool of only the target: fewer
-        perm = rng.permuted(np.tile(np.arange(negatives + 1), (n, 1)), axis=1)
-        cand, keep = np.take_along_axis(cand, perm, axis=1), np.take_along_axis(keep, perm, axis=1)
-        del neg, bad, perm
+            for r in range(1, 101):  # a negative is never the target item itself
+                if not bad.any():
+                    break
+                rows, cols = np.nonzero(bad)
+                draw = _uniform(key[rows] + (np.uint64(r * (negatives + 1)) + cols.astype(np.uint64) + np.uint64(1))
+                                * _GOLD)
+                neg[rows, cols] = g.pool[(draw * pool_end[rows, 0]).astype(np.int64)]
+                bad = neg == tgt_items
+            # the draws are exchangeable, so the target at a uniform slot among them is a uniform order
+            at = (_uniform(key ^ np.uint64(0x5DEECE66D)) * (negatives + 1)).astype(np.int64)[:, None]
+        slot = np.arange(negatives + 1)[None, :]
+        if negatives:
+            src = np.maximum(np.where(slot < at, slot, slot - 1), 0)
+            cand = np.where(slot == at, tgt_items, np.take_along_axis(neg, src, axis=1))
+            keep = (slot == at) | ~np.take_along_axis(bad, src, axis=1)  # a pool of only the target: fewer
+            del src
+        else:
+            cand, keep = tgt_items, np.ones((n, 1), dtype=bool)
+        del neg, bad, key
         counts = keep.sum(1)
-        cand_flat = cand[keep]
+        cand_item = cand[keep].astype(np.int64)  # dense item codes
+        del cand, keep
+        cand_flat = g.items_u[cand_item]
         cand_req = np.repeat(np.arange(n), counts)
-        cand_item = _ss(self.items_u, cand_flat)
         labels = np.zeros((len(cand_flat), K), dtype=np.int8)
-        base = (t_user[cand_req] * self.n_items + cand_item) * nk
+        base = (t_user[cand_req] * g.n_items + cand_item) * nk
         o = np.argsort(base)  # one sort of the queries serves every task (+ kk keeps the order)
         base_s, ts_q = base[o], t_ts[cand_req][o]
-        del base
-        for k, kk in enumerate(self.task_kind):
+        del base, cand_req
+        for k, kk in enumerate(self.st.task_kind):
             q = base_s + kk
             pos = np.searchsorted(self.key_last, q)
             pos_c = np.minimum(pos, len(self.key_last) - 1)
@@ -412,15 +604,13 @@ class _Plan:
             elif nme in self.t_attr:
                 v = self.t_attr[nme][lo:hi]
             else:  # hour of day of the target time
-                v = ((t_ts + self.utc * 3600) // 3600) % 24
+                v = ((t_ts + self.st.utc * 3600) // 3600) % 24
             req["req." + nme] = v.astype(np.int64)
         for f in C.fields(cfg, "item"):
             nme = f["name"]
-            v = cand_flat if nme == "item_id" else self.item_attr[nme][cand_item]
+            v = cand_flat if nme == "item_id" else g.item_attr[nme][cand_item]
             candc["cand." + nme] = v.astype(np.int64)
-        id_bytes, id_off = Columns.encode_ids(
-            [f"{u}-{t}-{ln}" for u, t, ln in zip(self.t_user[lo:hi].tolist(), t_ts.tolist(),
-                                                  self.t_line[lo:hi].tolist())])
+        id_bytes, id_off = _decimal_ids([self.t_user[lo:hi], t_ts, self.t_line[lo:hi]])
         cand_off = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=cand_off[1:])
         return Columns(cfg, id_bytes, id_off, req, seq_start, seq_len, self.seq_raw, cand_off, candc, labels, None,
@@ -434,77 +624,254 @@ def _ticker(progress):
     def tick(what):
         if progress is not None:
             now = time.time()
-            progress(f"{what} ({now - clock[0]:.1f} s)")
+            import resource
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            progress(f"{what} ({now - clock[0]:.1f} s; peak memory so far {peak:.0f} MiB)")
             clock[0] = now
     return tick
 
 
 SPLITS = ("train", "validation", "test")
+NB = 1024  # user buckets: shard s holds the buckets [ceil(s * NB / S), ceil((s + 1) * NB / S))
+SHARD_EVENTS = 2_000_000  # default events per shard
+
+
+def _bucket(user):
+    """User -> bucket in [0, NB): a hash, so that shards are balanced whatever the ids look like."""
+    return (_mix(np.asarray(user).astype(np.uint64) + _GOLD) % np.uint64(NB)).astype(np.int16)
+
+
+def _in_memory(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick):
+    """Settings, _Global and the one-shard _Plan of in-memory Events."""
+    st = _Settings(cfg, ev, negatives, seed, fractions, target, columns, utc_offset_hours,
+                   getattr(ev, "first_line", 1))
+    if len(ev) == 0:
+        raise LogError(f"{ev.source}: no events after applying the behavior map")
+    g = _Global(ev.ts, ev.item, {k: ev.attr[k] for k in st.item_attrs})
+    tick("time-ordered pool of items")
+    tgt = st.targets(ev.user, ev.item, ev.kind, ev.ts, ev.line, g)
+    if len(tgt) == 0:
+        raise LogError(f"{ev.source}: no target events after the log's first second")
+    g.set_cuts(*_hist(ev.ts[tgt]), fractions)
+    plan = _Plan(st, g, ev.user, ev.item, ev.kind, ev.ts, ev.line, ev.attr, tgt)
+    tick(f"{plan.n} targets; sequences and label look-ups")
+    return st, g, plan
 
 
 def build_columns(ev, cfg, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
                   utc_offset_hours=8, progress=None):
-    """Events -> {"train", "validation", "test"}: raw-id store.Columns (labels included), in memory.
-    `progress`, if given, is called with a line per phase (and its time). For logs whose requests do not
-    fit in memory, build_store writes them to disk chunk by chunk."""
+    """Events -> {"train", "validation", "test"}: raw-id store.Columns (labels included), in memory, in
+    time order. `progress`, if given, is called with a line per phase (and its time). For logs whose
+    requests do not fit in memory, build_store_from_log writes them to disk shard by shard."""
     tick = _ticker(progress)
-    plan = _Plan(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
-    cols = plan.chunk(0, plan.n, np.random.default_rng([seed, 0x10C5]))
+    st, g, plan = _in_memory(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
+    cols = plan.chunk(0, plan.n)
     tick("requests")
     return {s: cols.take(np.arange(plan.cut[i], plan.cut[i + 1])) for i, s in enumerate(SPLITS)}
 
 
-def build_store(ev, cfg, out, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
-                utc_offset_hours=8, chunk=1_000_000, jsonl=("validation", "test"), max_jsonl=None, progress=None):
-    """Events -> request stores out/{train,validation,test} (store.Columns.load reads them), built
-    `chunk` targets at a time and appended to the stores' files, so memory holds the log's events and
-    one chunk, never all requests; also out/<split>.jsonl for the splits in `jsonl` (raw ids, at most
-    max_jsonl requests each). Chunk c draws its negatives with the generator [seed, 0x10C5, c].
-    Returns {split: requests}."""
-    from .store import StoreWriter
-    tick = _ticker(progress)
-    plan = _Plan(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
-    cfg = plan.cfg
-    os.makedirs(out, exist_ok=True)
-    # the events' table rows, once (every chunk's sequences point into them)
-    seq_rows = StoreWriter.event_rows(cfg, plan.seq_raw)
-    if not jsonl:  # the JSON Lines writer needs the raw ids; the stores need only the rows
-        plan.seq_raw = {k: v[:0] for k, v in plan.seq_raw.items()}
-    plan.ev = ev = None  # every per-event column the chunks need is in the plan
-    writers = {s: StoreWriter(os.path.join(out, s), cfg, len(seq_rows["seq.item_id"])) for s in SPLITS}
-    js = {}
-    for s in jsonl:
-        if s not in SPLITS:
-            raise LogError(f"jsonl: unknown split '{s}' (train, validation, test)")
-        js[s] = [open(os.path.join(out, f"{s}.jsonl.tmp{os.getpid()}"), "w", encoding="utf-8"), 0]
-    try:
-        for c, lo in enumerate(range(0, plan.n, chunk)):
+class _Out:
+    """The stores out/{train,validation,test} and the JSON Lines files, written shard by shard."""
+
+    def __init__(self, cfg, out, jsonl, max_jsonl):
+        from .store import StoreWriter
+        self.cfg, self.out, self.max_jsonl = cfg, out, max_jsonl
+        os.makedirs(out, exist_ok=True)
+        for s in jsonl:
+            if s not in SPLITS:
+                raise LogError(f"jsonl: unknown split '{s}' (train, validation, test)")
+        self.writers = {s: StoreWriter(os.path.join(out, s), cfg) for s in SPLITS}
+        self.js = {s: [open(os.path.join(out, f"{s}.jsonl.tmp{os.getpid()}"), "w", encoding="utf-8"), 0]
+                   for s in jsonl}
+
+    def shard(self, plan, chunk, tick, what=""):
+        from .store import StoreWriter
+        rows = StoreWriter.event_rows(self.cfg, plan.seq_raw)
+        for w in self.writers.values():
+            w.begin_shard(rows)
+        if not self.js:  # the JSON Lines writer needs the raw ids; the stores need only the rows
+            plan.seq_raw = {k: v[:0] for k, v in plan.seq_raw.items()}
+        for lo in range(0, plan.n, chunk):
             hi = min(plan.n, lo + chunk)
-            cols = plan.chunk(lo, hi, np.random.default_rng([seed, 0x10C5, c]))
+            cols = plan.chunk(lo, hi)
             for i, s in enumerate(SPLITS):
                 a, b = max(lo, plan.cut[i]), min(hi, plan.cut[i + 1])
                 if a >= b:
                     continue
-                part = cols.take(np.arange(a - lo, b - lo))
-                writers[s].append(part)
-                if s in js:
-                    fh, done = js[s]
-                    room = len(part) if max_jsonl is None else max(0, min(len(part), max_jsonl - done))
+                part = cols.take(np.arange(a - lo, b - lo)) if (a, b) != (lo, hi) else cols
+                self.writers[s].append(part)
+                if s in self.js:
+                    fh, done = self.js[s]
+                    room = len(part) if self.max_jsonl is None else max(0, min(len(part), self.max_jsonl - done))
                     for d in part.iter_dicts(0, room):
                         fh.write(json.dumps(d, separators=(",", ":")) + "\n")
-                    js[s][1] += room
-            tick(f"targets {lo}..{hi - 1} of {plan.n}")
-        counts = {s: w.close(seq_rows) for s, w in writers.items()}
-        for s, (fh, _) in js.items():
+                    self.js[s][1] += room
+            del cols
+            tick(f"{what}targets {lo}..{hi - 1} of {plan.n}")
+        for w in self.writers.values():
+            w.end_shard()
+
+    def close(self):
+        counts = {s: w.close() for s, w in self.writers.items()}
+        for s, (fh, _) in self.js.items():
             fh.close()
-            os.replace(fh.name, os.path.join(out, f"{s}.jsonl"))
-        tick("stores closed")
-    finally:
-        for fh, _ in js.values():
+            os.replace(fh.name, os.path.join(self.out, f"{s}.jsonl"))
+        return counts
+
+    def cleanup(self):
+        for fh, _ in self.js.values():
             if not fh.closed:
                 fh.close()
             if os.path.exists(fh.name):
                 os.unlink(fh.name)
+
+
+def build_store(ev, cfg, out, negatives=9, seed=0, fractions=(0.8, 0.1), target="first", columns=None,
+                utc_offset_hours=8, chunk=200_000, jsonl=("validation", "test"), max_jsonl=None, progress=None):
+    """In-memory Events -> request stores out/{train,validation,test} (store.Columns.load reads them),
+    built `chunk` targets at a time and appended to the stores' files; also out/<split>.jsonl for the
+    splits in `jsonl` (raw ids, at most max_jsonl requests each). The same requests, in the same order,
+    as build_columns. Returns {split: requests}."""
+    tick = _ticker(progress)
+    st, g, plan = _in_memory(ev, cfg, negatives, seed, fractions, target, columns, utc_offset_hours, tick)
+    o = _Out(st.cfg, out, jsonl, max_jsonl)
+    try:
+        o.shard(plan, chunk, tick)
+        counts = o.close()
+        tick("stores closed")
+    finally:
+        o.cleanup()
+    return counts
+
+
+class _Spill:
+    """A log's events on disk, grouped by user bucket: each block of the log is written (per column,
+    one raw file each) in bucket order, with its per-bucket counts; load(b0, b1) reads back the events
+    of buckets b0 .. b1-1 (every block's slice), in block order."""
+    COLS = {"user": np.int64, "item": np.int64, "kind": np.int8, "ts": np.int64, "line": np.int64}
+
+    def __init__(self, folder, attr_names):
+        os.makedirs(folder, exist_ok=True)
+        self.folder = folder
+        self.cols = dict(self.COLS, **{"attr." + a: np.int64 for a in attr_names})
+        self.fh = {c: open(self._p(c), "wb") for c in self.cols}
+        self.counts = []
+
+    def _p(self, c):
+        return os.path.join(self.folder, c + ".bin")
+
+    def add(self, b):
+        bucket = _bucket(b["user"])
+        o = np.argsort(bucket, kind="stable")
+        for c, dt in self.cols.items():
+            a = b["attr"][c[5:]] if c.startswith("attr.") else b[c]
+            np.ascontiguousarray(a[o], dtype=dt).tofile(self.fh[c])
+        self.counts.append(np.bincount(bucket, minlength=NB).astype(np.int64))
+
+    def finish(self):
+        for f in self.fh.values():
+            f.close()
+        cnt = np.asarray(self.counts, dtype=np.int64).reshape(-1, NB)
+        self.base = np.concatenate([[0], np.cumsum(cnt.sum(1))])[:-1]  # first event of each block
+        self.off = np.concatenate([np.zeros((len(cnt), 1), np.int64), np.cumsum(cnt, axis=1)], axis=1)
+        self.per_bucket = cnt.sum(0)
+
+    def load(self, b0, b1, cols):
+        out = {}
+        for c in cols:
+            dt = np.dtype(self.cols[c])
+            parts = []
+            with open(self._p(c), "rb") as fh:
+                for blk in range(len(self.base)):
+                    lo, hi = int(self.off[blk, b0]), int(self.off[blk, b1])
+                    if hi > lo:
+                        fh.seek((int(self.base[blk]) + lo) * dt.itemsize)
+                        parts.append(np.fromfile(fh, dtype=dt, count=hi - lo))
+            out[c] = np.concatenate(parts) if parts else np.zeros(0, dt)
+        return out
+
+
+def build_store_from_log(path, cfg, out, behavior_map=DEFAULT_BEHAVIOR_MAP, columns=None, names=None,
+                         header=False, negatives=9, seed=0, fractions=(0.8, 0.1), target="first",
+                         utc_offset_hours=8, chunk=200_000, shards=0, jsonl=("validation", "test"), max_jsonl=None,
+                         progress=None):
+    """A CSV log -> request stores out/{train,validation,test} and JSON Lines (as build_store), with
+    memory bounded by one shard of users plus a few bytes per event for the log-wide pool.
+
+    The log is read block by block; each block's events are spilled to out/.spill<pid>/ grouped by
+    user bucket (a hash of the user id, NB buckets), and each event's (time, item, item attributes)
+    kept, narrowed to int32 where they fit, for the _Global (pool, items, first second). Shards are
+    runs of buckets (`shards`, or one per SHARD_EVENTS events); a first pass over them finds the
+    targets (and so the split's cuts), a second builds each shard's requests and appends them.
+
+    Every request is the same whatever the shard count (sequences and labels need only the user's
+    events; negatives come from a counter-based generator keyed by (seed, the target's row)); with one
+    shard the requests are in time order within each split, with several they are in shard order
+    and in time order within a shard (training shuffles). Returns {split: requests}."""
+    import shutil
+    tick = _ticker(progress)
+    rd = _Reader(path, behavior_map, columns, names, header)
+    st = _Settings(cfg, _Meta(rd.kind_names, rd.attrs), negatives, seed, fractions, target, columns,
+                   utc_offset_hours, 1 + int(header))
+    tmp = os.path.join(out, f".spill{os.getpid()}")
+    os.makedirs(out, exist_ok=True)
+    o = None
+    try:
+        spill = _Spill(tmp, list(rd.attrs))
+        g_ts, g_item, g_attr, rows = [], [], {k: [] for k in st.item_attrs}, 0
+        for b in rd.batches():
+            spill.add(b)
+            g_ts.append(_narrow(b["ts"]))
+            g_item.append(_narrow(b["item"]))
+            for k in st.item_attrs:
+                g_attr[k].append(_narrow(b["attr"][k]))
+            rows += len(b["ts"])
+            del b
+        spill.finish()
+        tick(f"read and spilled {rows} events")
+        if rows == 0:
+            raise LogError(f"{rd.source}: no events after applying the behavior map")
+        cat = lambda xs: np.concatenate(xs) if len(xs) > 1 else xs[0]  # noqa: E731
+        ts_all, item_all = cat(g_ts), cat(g_item)
+        del g_ts, g_item
+        attr_all = {k: cat(v) for k, v in g_attr.items()}
+        del g_attr
+        g = _Global(ts_all, item_all, attr_all)
+        del ts_all, item_all, attr_all
+        tick(f"time-ordered pool of {rows} events, {g.n_items} items")
+        S = int(shards) if shards else max(1, -(-rows // SHARD_EVENTS))
+        S = max(1, min(S, NB))
+        bounds = [-(-s * NB // S) for s in range(S + 1)]
+        # pass 1: every shard's targets (their seconds give the split's cuts)
+        tgts, hists = [], []
+        for s in range(S):
+            e = spill.load(bounds[s], bounds[s + 1], ("user", "item", "kind", "ts", "line"))
+            t = st.targets(e["user"], e["item"], e["kind"], e["ts"], e["line"], g)
+            tgts.append(t.astype(np.int32) if len(e["ts"]) < (1 << 31) else t)
+            hists.append(_hist(e["ts"][t]))
+            del e, t
+        if sum(len(t) for t in tgts) == 0:
+            raise LogError(f"{rd.source}: no target events after the log's first second")
+        g.set_cuts(*_merge_hist(hists), fractions)
+        del hists
+        tick(f"{g.n_targets} targets in {S} shard(s)")
+        # pass 2: each shard's requests
+        o = _Out(st.cfg, out, jsonl, max_jsonl)
+        for s in range(S):
+            e = spill.load(bounds[s], bounds[s + 1], list(spill.cols))
+            attr = {c[5:]: e.pop(c) for c in list(e) if c.startswith("attr.")}
+            plan = _Plan(st, g, e["user"], e["item"], e["kind"], e["ts"], e["line"], attr, tgts[s])
+            tgts[s] = None
+            del e, attr
+            tick(f"shard {s + 1}/{S}: {plan.n} targets; sequences and label look-ups")
+            o.shard(plan, chunk, tick, f"shard {s + 1}/{S}: " if S > 1 else "")
+            del plan
+        counts = o.close()
+        tick("stores closed")
+    finally:
+        if o is not None:
+            o.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
     return counts
 
 

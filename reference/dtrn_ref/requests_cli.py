@@ -126,8 +126,12 @@ def main(argv=None):
     lg.add_argument("--jsonl", default="validation,test",
                     help="splits also written as JSON Lines (comma-separated; '' for none; default validation,test)")
     lg.add_argument("--max-jsonl", type=int, default=None, help="at most this many requests per JSON Lines file")
-    lg.add_argument("--chunk", type=int, default=1_000_000,
-                    help="targets built at a time (memory: the log's events plus one chunk; default 1000000)")
+    lg.add_argument("--chunk", type=int, default=200_000,
+                    help="targets built at a time (memory: one shard's events plus one chunk; default 200000)")
+    lg.add_argument("--shards", type=int, default=0,
+                    help="user shards the build goes through one at a time (memory: one shard; default one per "
+                         "2,000,000 events); the requests are the same whatever the count, in time order "
+                         "within a shard")
     args = ap.parse_args(argv)
     if args.candidates is not None and args.candidates < 1:
         ap.error("--candidates must be at least 1")
@@ -160,20 +164,20 @@ def main(argv=None):
 def _from_log(args, cfg):
     import time
 
-    from .logs import DEFAULT_BEHAVIOR_MAP, LogError, build_store, read_log
+    from .logs import DEFAULT_BEHAVIOR_MAP, LogError, build_store_from_log
     from .store import StoreError
     t0 = time.time()
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    if args.chunk < 1 or args.shards < 0:
+        say("requests: error: --chunk must be at least 1 and --shards at least 0")
+        return 2
     try:
-        held = [read_log(args.log, args.behavior_map or DEFAULT_BEHAVIOR_MAP, args.columns, args.names, args.header)]
-        t1 = time.time()
-        say(f"requests: read {len(held[0])} events from {args.log} ({t1 - t0:.1f} s, "
-            f"{len(held[0]) / max(t1 - t0, 1e-9):.0f} events/s)")
         neg = (args.candidates or 10) - 1
-        counts = build_store(held.pop(), cfg, args.out, negatives=neg, seed=args.seed, target=args.target,
-                             columns=args.columns, chunk=args.chunk,
-                             jsonl=[x.strip() for x in args.jsonl.split(",") if x.strip()], max_jsonl=args.max_jsonl,
-                             progress=lambda m: say(f"requests: {m}"))
+        counts = build_store_from_log(args.log, cfg, args.out, args.behavior_map or DEFAULT_BEHAVIOR_MAP,
+                                      args.columns, args.names, args.header, negatives=neg, seed=args.seed,
+                                      target=args.target, chunk=args.chunk, shards=args.shards,
+                                      jsonl=[x.strip() for x in args.jsonl.split(",") if x.strip()],
+                                      max_jsonl=args.max_jsonl, progress=lambda m: say(f"requests: {m}"))
         say("requests: wrote " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f" requests to {args.out} "
             f"(stores {{train,validation,test}}/, JSON Lines: {args.jsonl or 'none'}) in {time.time() - t0:.1f} s")
     except (LogError, StoreError) as e:

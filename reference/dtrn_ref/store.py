@@ -484,7 +484,7 @@ class StoreWriter:
     The chunks' sequences index one shared array of the log's events; close() keeps only the events the
     requests reference and re-points the sequences at them."""
 
-    def __init__(self, folder, cfg, n_events):
+    def __init__(self, folder, cfg, n_events=None):
         self.folder, self.cfg = os.fspath(folder), cfg
         os.makedirs(self.folder, exist_ok=True)
         K = len(cfg["tasks"])
@@ -499,7 +499,35 @@ class StoreWriter:
         self.files["id_off"].append(np.zeros(1, np.int64))
         self.files["cand_off"].append(np.zeros(1, np.int64))
         self.n_ids = self.n_cand = self.n_req = 0
-        self.mark = np.zeros(n_events + 1, dtype=np.int32)  # +1 at a sequence's start, -1 after its end
+        # n_events given: one event array for every append, close(seq_rows) writes it. None: sharded,
+        # begin_shard(rows) .. append .. end_shard() per shard of events, each written as it ends.
+        self.sharded = n_events is None
+        self.n_events, self.pending, self.shard_rows = 0, None, None
+        if self.sharded:
+            self.seq_files = {k: _NpyAppender(self._p(k), dt, tail) for k, (dt, tail) in _layout(cfg).items()
+                              if k.startswith("seq.")}
+            self.mark = None
+        else:
+            self.mark = np.zeros(n_events + 1, dtype=np.int32)  # +1 at a sequence's start, -1 after its end
+
+    def begin_shard(self, seq_rows):
+        """Sharded: the next appends' sequences point into these events (table rows, per seq array)."""
+        self.shard_rows = seq_rows
+        self.mark = np.zeros(len(seq_rows["seq.item_id"]) + 1, dtype=np.int32)
+        self.pending = []
+
+    def end_shard(self):
+        """Sharded: write the shard's events that its requests use, and their sequences re-pointed at them."""
+        used = np.cumsum(self.mark[:-1]) > 0
+        self.mark = None
+        new_index = np.cumsum(used) - 1 + self.n_events
+        for k, v in self.shard_rows.items():
+            self.seq_files[k].append(v[used])
+        for s, n in self.pending:
+            self.files["seq_start"].append(np.where(n > 0, new_index[np.minimum(s, max(len(new_index) - 1, 0))], 0))
+            self.files["seq_len"].append(n)
+        self.n_events += int(used.sum())
+        self.pending, self.shard_rows = None, None
 
     def _p(self, name):
         return os.path.join(self.folder, name + ".npy")
@@ -530,16 +558,28 @@ class StoreWriter:
             f[k].append(v)
         f["labels"].append(rows.labels)
         start, ln = np.asarray(part.seq_start), np.asarray(part.seq_len)
-        f["seq_start"].append(start)
-        f["seq_len"].append(ln)
+        if self.sharded:
+            if self.pending is None:
+                raise StoreError(f"{self.folder}: append outside begin_shard .. end_shard")
+            self.pending.append((start, ln))
+        else:
+            f["seq_start"].append(start)
+            f["seq_len"].append(ln)
         nz = ln > 0
-        np.add.at(self.mark, start[nz], 1)
-        np.add.at(self.mark, start[nz] + ln[nz], -1)
+        m = len(self.mark)
+        self.mark += np.bincount(start[nz], minlength=m)[:m].astype(np.int32)
+        self.mark -= np.bincount(start[nz] + ln[nz], minlength=m)[:m].astype(np.int32)
         self.n_ids += int(rows.id_off[-1])
         self.n_cand += int(rows.cand_off[-1])
         self.n_req += len(rows)
 
-    def close(self, seq_rows, block=1 << 22):
+    def close(self, seq_rows=None, block=1 << 22):
+        if self.sharded:
+            if self.pending is not None:
+                raise StoreError(f"{self.folder}: close inside begin_shard .. end_shard")
+            for a in list(self.files.values()) + list(self.seq_files.values()):
+                a.close()
+            return self._manifest(list(self.files) + list(self.seq_files), self.n_events)
         for a in self.files.values():
             a.close()
         used = np.cumsum(self.mark[:-1]) > 0
@@ -554,10 +594,12 @@ class StoreWriter:
             st[i:i + block] = np.where(n > 0, new_index[np.minimum(s, max(len(new_index) - 1, 0))], 0)
         st.flush()
         del st, ln
-        arrays = {n: np.load(self._p(n), mmap_mode="r") for n in
-                  list(self.files) + list(seq_rows)}
+        return self._manifest(list(self.files) + list(seq_rows), int(used.sum()))
+
+    def _manifest(self, names, n_events):
+        arrays = {n: np.load(self._p(n), mmap_mode="r") for n in names}
         manifest = {"format": FORMAT, "config": json.loads(config_to_json(self.cfg)), "rows": True,
-                    "requests": self.n_req, "candidates": self.n_cand, "events": int(used.sum()),
+                    "requests": self.n_req, "candidates": self.n_cand, "events": n_events,
                     "arrays": {n: {"dtype": str(a.dtype), "shape": list(a.shape)} for n, a in arrays.items()}}
         from .checkpoint import atomic_write
         atomic_write(os.path.join(self.folder, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())

@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -285,3 +286,49 @@ def test_requests_cli_from_a_log_writes_stores_and_jsonl(tmp_path):
     np.testing.assert_array_equal(t.batch(np.arange(50)).seq, whole["test"].to_rows().batch(np.arange(50)).seq)
     assert train.main(["--config", TAOBAO, "--data", str(out), "--out", str(tmp_path / "run"), "--epochs", "1",
                        "--no-progress"]) == 0
+
+
+def test_decimal_ids_match_python_strings():
+    from dtrn_ref.store import Columns
+    rng = np.random.default_rng(5)
+    ext = np.array([-(1 << 63), (1 << 63) - 1, 0, -1, 1, 9, 10, 99, 100, 10 ** 18, -10 ** 18, 10 ** 18 - 1])
+    a = np.concatenate([ext, rng.integers(-(1 << 63), (1 << 63) - 1, 500, dtype=np.int64),
+                        rng.integers(0, 10 ** 6, 500)])
+    b, c = np.roll(a, 7), np.roll(a, 31)
+    got = logs._decimal_ids([a, b, c])
+    want = Columns.encode_ids([f"{x}-{y}-{z}" for x, y, z in zip(a.tolist(), b.tolist(), c.tolist())])
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_shards_give_the_same_requests(tmp_path):
+    """requests --log with 1 shard and with several: every request (sequences, negatives, labels,
+    split) is the same; one shard keeps the in-memory order (time order within each split)."""
+    from dtrn_ref import requests_cli, synth_log
+    from dtrn_ref.store import Columns
+    log = tmp_path / "log.csv"
+    synth_log.write_log(str(log), 8000, seed=4)
+    cfg = load_config(TAOBAO)
+    got = {}
+    for shards, chunk in ((1, 100000), (5, 333), (17, 50)):
+        out = tmp_path / f"req{shards}"
+        assert requests_cli.main(["--config", TAOBAO, "--log", str(log), "--out", str(out), "--chunk", str(chunk),
+                                  "--shards", str(shards), "--jsonl", "train,validation,test"]) == 0
+        got[shards] = {}
+        for s in logs.SPLITS:
+            with open(out / f"{s}.jsonl") as fh:
+                reqs = [json.loads(x) for x in fh]
+            store = Columns.load(out / s, cfg)
+            assert len(store) == len(reqs) > 0
+            got[shards][s] = reqs
+            if shards == 17:  # the store's rows are the JSON Lines' ids, request by request
+                want = collate(reqs, cfg)
+                b = store.batch(np.arange(len(store)))
+                np.testing.assert_array_equal(b.seq, want.seq)
+                np.testing.assert_array_equal(b.labels, want.labels)
+    whole = logs.load(str(log), cfg)
+    assert got[1] == whole  # one shard: the in-memory requests, in order
+    for shards in (5, 17):
+        for s in logs.SPLITS:
+            assert sorted(got[shards][s], key=lambda r: r["id"]) == sorted(whole[s], key=lambda r: r["id"]), s
+
