@@ -394,7 +394,7 @@ TEST(Int8Kernels, EveryIsaMatchesTheReferenceBitForBit) {
 // fuzz/fuzz_score found huge (finite) dense inputs overflowing to an infinite row range: the
 // row must quantize to zeros with a NaN scale on every path (its outputs NaN, as in f32),
 // with no undefined float-to-int conversion (the sanitizer build checks that). A NaN
-// element in a finite row must not crash either.
+// element in a finite row must not crash either (its byte is unspecified).
 TEST(Int8Kernels, QuantizeRowsWithNonFiniteRanges) {
   const size_t n = 19, rows = 4, ldq = 24;
   const float big = std::numeric_limits<float>::max(), inf = std::numeric_limits<float>::infinity();
@@ -416,7 +416,9 @@ TEST(Int8Kernels, QuantizeRowsWithNonFiniteRanges) {
       EXPECT_EQ(z[r], 0) << r;
       for (size_t j = 0; j < ldq; ++j) EXPECT_EQ(q[r * ldq + j], 0) << r << " " << j;
     }
-    EXPECT_EQ(q[3 * ldq + 4], 0);  // the NaN element
+    // The NaN element's byte is unspecified (0 here, 255 where a SIMD conversion saturates);
+    // the row's other bytes are the ordinary ones.
+    EXPECT_EQ(q[3 * ldq + 0], q[3 * ldq + 1]);
   }
 }
 

@@ -137,8 +137,9 @@ void QuantizeRowsPortable(size_t rows, size_t n, const float* x, size_t ldx, uin
     }
     const int32_t z = zp[r];
     for (size_t j = 0; j < n; ++j) {
-      // A NaN element (its range is finite: min/max skip it) maps to 0, as the SIMD paths'
-      // conversions (INT_MIN, clamped) do; a cast of NaN to int would be undefined.
+      // A NaN element (min/max may skip it, leaving the range finite) maps to 0: a cast of
+      // NaN to int would be undefined. Its byte is unspecified across ISAs (only an overflow
+      // in earlier layers makes one; requests with NaN are refused).
       const float t = std::nearbyint(xr[j] * inv);
       qr[j] = t != t ? 0 : static_cast<uint8_t>(std::clamp(static_cast<int32_t>(t) + z, 0, 255));
     }
