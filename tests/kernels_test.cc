@@ -3,8 +3,8 @@
 #include <xnnpack.h>
 
 #include <cmath>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 

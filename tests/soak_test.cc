@@ -183,7 +183,8 @@ void Soak(const TestModelConfig& cfg, const char* name) {
   EXPECT_GT(n_refused, 0);
   // Flat: every buffer reached its size in the warm-up. Allow the allocator some slack. Not
   // under ASan or TSan: their allocators hold freed memory in a quarantine that grows.
-  if (rss_before > 0 && !kSanitizerAllocator) EXPECT_LE(rss_after - rss_before, 4096 + rss_before / 50) << "RSS grew after warm-up";
+  if (rss_before > 0 && !kSanitizerAllocator)
+    EXPECT_LE(rss_after - rss_before, 4096 + rss_before / 50) << "RSS grew after warm-up";
 }
 
 TEST(Soak, F32ModelManyThreads) { Soak(TestModelConfig(), "f32"); }
