@@ -59,7 +59,12 @@ if(DTRN_BUILD_SHARED)
   target_include_directories(dtrn INTERFACE ${_dtrn_public_includes})
   target_link_libraries(dtrn PRIVATE ${_dtrn_private_libs})
   target_link_options(dtrn PRIVATE "LINKER:--version-script=${CMAKE_SOURCE_DIR}/runtime/dtrn.map"
-    "LINKER:--no-undefined" "LINKER:--exclude-libs,ALL")
+    "LINKER:--exclude-libs,ALL")
+  # Every symbol resolved at link time; not under sanitizers, whose runtime (clang's) the
+  # executable brings.
+  if(NOT (DTRN_ASAN OR DTRN_TSAN OR DTRN_FUZZ))
+    target_link_options(dtrn PRIVATE "LINKER:--no-undefined")
+  endif()
   list(APPEND _dtrn_install_targets dtrn)
 endif()
 

@@ -91,10 +91,10 @@ phase_end "host packages"
 #    --add-architecture: libxnnpack-dev and libpthreadpool-dev are not multi-arch co-installable).
 #    Cached: rebuilt only when the package list changes or with --refresh-sysroot.
 ARM64_PKGS=(libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libflatbuffers-dev libtbb-dev libgtest-dev
-  libgmock-dev nlohmann-json3-dev libxxhash-dev libbenchmark-dev)
+  libgmock-dev nlohmann-json3-dev libxxhash-dev libbenchmark-dev libssl-dev)
 # Provided by the cross toolchain (/usr/aarch64-linux-gnu) or the host (flatc): not unpacked.
 SKIP_RE='^(libc6|libc6-dev|libgcc-s1|libgcc-12-dev|libstdc\+\+6|libstdc\+\+-12-dev|gcc-12-base|linux-libc-dev|libcrypt1|libcrypt-dev|libnsl2|libnsl-dev|libtirpc3|libtirpc-dev|libtirpc-common|flatbuffers-compiler|flatbuffers-compiler-dev)$'
-SYSROOT_KEY="v1 ${ARM64_PKGS[*]}"
+SYSROOT_KEY="v2 ${ARM64_PKGS[*]}"
 ensure_sysroot() {
   if [ "$REFRESH" = 0 ] && [ -f "$SYSROOT/.dtrn-sysroot" ] && [ "$(head -1 "$SYSROOT/.dtrn-sysroot")" = "$SYSROOT_KEY" ]; then
     echo "arm64: sysroot cached at $SYSROOT"
