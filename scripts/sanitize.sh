@@ -40,8 +40,9 @@ if [ "$STAGE" = asan ] || [ "$STAGE" = all ]; then
   # `large` (minutes of instrumented scoring each, the same code paths as `small` and the
   # example, which stay in; the normal build runs them all).
   # Also skipped: install_package, whose consumer projects link the instrumented libdtrn.so
-  # without the sanitizer runtime (the normal build runs it).
-  (cd "$B" && ctest --output-on-failure -j"$JOBS" -E 'Parity\.(Standard|Large)|^install_package$')
+  # without the sanitizer runtime, and the docs' checks (docs_examples, cli_docs), which need
+  # dtrn-bench: the normal build runs them.
+  (cd "$B" && ctest --output-on-failure -j"$JOBS" -E 'Parity\.(Standard|Large)|^install_package$|^docs_examples$|^cli_docs$')
   t2=$(stamp)
   unset ASAN_OPTIONS UBSAN_OPTIONS
   echo "== asan+ubsan: build $((t1 - t0)) s, tests $((t2 - t1)) s"

@@ -48,3 +48,7 @@ set(CMAKE_BUILD_RPATH "${_dtrn_arm64_libdir}")
 
 get_filename_component(_dtrn_toolchain_dir "${CMAKE_CURRENT_LIST_FILE}" DIRECTORY)
 set(CMAKE_CROSSCOMPILING_EMULATOR "${_dtrn_toolchain_dir}/qemu-aarch64-run")
+
+# Multiarch headers of the sysroot (OpenSSL's opensslconf.h / configuration.h live there).
+set(CMAKE_C_STANDARD_INCLUDE_DIRECTORIES "${DTRN_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
+set(CMAKE_CXX_STANDARD_INCLUDE_DIRECTORIES "${DTRN_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
