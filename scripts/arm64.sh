@@ -191,8 +191,9 @@ for l in open(sys.argv[1], errors="replace"):
         w = int(f[1], 16)
     except ValueError:
         continue
-    if (w & 0xbf00f400) == 0x0f00e000 or (w & 0xbf20fc00) == 0x0e809400:
-        n["sdot"] += 1  # SDOT (by element, vector)
+    # SDOT by element (size fixed 10) and vector (0x4e8094xx: bit 23 set, bit 22 clear).
+    if (w & 0xbfc0f400) == 0x0f80e000 or (w & 0xbfe0fc00) == 0x0e809400:
+        n["sdot"] += 1
     elif (w & 0xffe0fc00) == 0x4e80a400:
         n["smmla"] += 1  # SMMLA (i8mm)
     elif (w & 0xbf20fc00) == 0x0e208000 or (w & 0xbf00f400) == 0x0f002000:
