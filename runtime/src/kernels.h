@@ -9,8 +9,17 @@
 
 // Hot kernels are compiled for several x86-64 levels and picked at load time (ifunc),
 // so a baseline build still runs AVX-512 / AVX2 code where the CPU has it. Elsewhere
-// (ARM, other OS) they compile once for the target.
-#if defined(__x86_64__) && defined(__linux__) && !defined(__ANDROID__) && defined(__GNUC__)
+// (ARM, other OS) they compile once for the target. Not under ThreadSanitizer: an ifunc
+// resolver runs before the sanitizer's runtime is up and crashes the program at load.
+#if defined(__SANITIZE_THREAD__)
+#define DTRN_NO_MULTIVERSION 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DTRN_NO_MULTIVERSION 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__linux__) && !defined(__ANDROID__) && defined(__GNUC__) && \
+    !defined(DTRN_NO_MULTIVERSION)
 #define DTRN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define DTRN_MULTIVERSION
